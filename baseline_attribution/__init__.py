@@ -1,0 +1,1 @@
+"""Baseline attribution methods (CAM family, perturbation, gradient and path methods)."""

@@ -1,0 +1,1 @@
+"""Faithfulness evaluation of SMDL result folders and saliency maps."""

@@ -1,0 +1,150 @@
+"""Scoring sets of regions: composition on the device, batched forwards, counting.
+
+A set of regions is a row of a B×N bool matrix. ``insert(S)`` keeps the pixels of
+S and sets the rest to the baseline; ``delete(S)`` does the opposite (spec §2).
+Both are built from the label map by indexing, on the scorer's device, one
+forward batch at a time, so no per-region image copies ever exist.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+
+from .models import ModelOutput, Scorer
+from .objective import Terms, edl_confidence, entropy_confidence
+
+
+@dataclass
+class SetScores:
+    """Model numbers for B sets, each (B,) float64: target probability and confidence
+    of the insertion image and of the deletion image."""
+
+    insert_target: torch.Tensor
+    delete_target: torch.Tensor
+    insert_confidence: torch.Tensor
+    delete_confidence: torch.Tensor
+
+    def terms(self, effectiveness: torch.Tensor | None = None) -> Terms:
+        return Terms(self.insert_target, 1.0 - self.delete_target, self.insert_confidence, effectiveness)
+
+    def complement(self) -> "SetScores":
+        """Scores of V∖S: its insertion image is the deletion image of S and vice versa."""
+        return SetScores(self.delete_target, self.insert_target, self.delete_confidence, self.insert_confidence)
+
+    def select(self, index: torch.Tensor | int) -> "SetScores":
+        return SetScores(*(getattr(self, f.name)[index] for f in fields(self)))
+
+    @staticmethod
+    def cat(parts: list["SetScores"]) -> "SetScores":
+        return SetScores(*(torch.cat([getattr(p, f.name).reshape(-1) for p in parts]) for f in fields(SetScores)))
+
+
+class SetEvaluator:
+    """Evaluates sets of regions of one image for one target class.
+
+    image: 3×H×W float tensor, RGB in [0, 1]. labels: H×W integer label map 0..N−1.
+    target: class index, or None to use the model's prediction on the full image.
+    batch_size: images per forward call. ``forward_passes`` counts every image sent.
+    """
+
+    def __init__(
+        self,
+        scorer: Scorer,
+        image: torch.Tensor,
+        labels: torch.Tensor,
+        target: int | None = None,
+        batch_size: int = 64,
+        baseline: float = 0.0,
+        edl_scale: float = 1.0,
+    ) -> None:
+        if image.ndim != 3 or image.shape[0] != 3:
+            raise ValueError(f"image must be 3×H×W, got shape {tuple(image.shape)}")
+        if tuple(labels.shape) != tuple(image.shape[1:]):
+            raise ValueError(f"label map {tuple(labels.shape)} does not match image {tuple(image.shape[1:])}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
+        self.scorer = scorer
+        self.device = scorer.device
+        if not image.is_floating_point():
+            raise ValueError(f"image must be a float tensor in [0, 1], got {image.dtype}")
+        self.image = image.to(self.device)  # keeps its float dtype (float64 in exact tests)
+        self.labels = labels.to(self.device, torch.long)
+        self.num_regions = int(self.labels.max().item()) + 1
+        self.batch_size = batch_size
+        self.baseline = torch.tensor(baseline, dtype=self.image.dtype, device=self.device)
+        self.edl_scale = edl_scale
+        self.forward_passes = 0
+        self._reference: ModelOutput | None = None
+        self.target = self.prediction if target is None else int(target)
+        if not 0 <= self.target < scorer.num_classes:
+            raise ValueError(f"target class {self.target} is outside 0..{scorer.num_classes - 1}")
+
+    # -- model access -------------------------------------------------------
+    def _forward(self, images: torch.Tensor) -> ModelOutput:
+        self.forward_passes += images.shape[0]
+        with torch.inference_mode():
+            return self.scorer(images)
+
+    def _confidence(self, out: ModelOutput) -> torch.Tensor:
+        if out.evidence_logits is not None:
+            return edl_confidence(out.evidence_logits.double(), self.edl_scale)
+        return entropy_confidence(out.probs.double())
+
+    def _compose(self, sets: torch.Tensor, delete: torch.Tensor) -> torch.Tensor:
+        """Rows of ``sets`` (b×N bool) → b images; row i is delete(S_i) where delete[i] else insert(S_i)."""
+        keep = sets[:, self.labels] ^ delete[:, None, None]
+        return torch.where(keep[:, None], self.image[None], self.baseline)
+
+    # -- references ---------------------------------------------------------
+    def reference_output(self) -> ModelOutput:
+        """Model output on [full image, baseline image] (2 forwards, computed once)."""
+        if self._reference is None:
+            self._reference = self._forward(torch.stack([self.image, torch.full_like(self.image, self.baseline)]))
+        return self._reference
+
+    @property
+    def prediction(self) -> int:
+        return int(self.reference_output().probs[0].argmax().item())
+
+    @property
+    def org_score(self) -> float:
+        return float(self.reference_output().probs[0, self.target])
+
+    @property
+    def baseline_score(self) -> float:
+        return float(self.reference_output().probs[1, self.target])
+
+    def full_set_scores(self) -> SetScores:
+        """Scores of S = V (insert = image, delete = baseline) from the reference forwards."""
+        out = self.reference_output()
+        target = out.probs[:, self.target].double()
+        confidence = self._confidence(out)
+        return SetScores(target[:1], target[1:], confidence[:1], confidence[1:])
+
+    # -- sets ---------------------------------------------------------------
+    def score_sets(self, sets: torch.Tensor) -> SetScores:
+        """Insertion and deletion numbers for each row of ``sets`` (B×N bool): 2B forwards."""
+        sets = sets.to(self.device, torch.bool)
+        b = sets.shape[0]
+        rows = torch.arange(2 * b, device=self.device)
+        target_probs, confidences = [], []
+        for chunk in rows.split(self.batch_size):
+            out = self._forward(self._compose(sets[chunk % b], chunk >= b))
+            target_probs.append(out.probs[:, self.target].double())
+            confidences.append(self._confidence(out))
+        target = torch.cat(target_probs)
+        confidence = torch.cat(confidences)
+        return SetScores(target[:b], target[b:], confidence[:b], confidence[b:])
+
+    def region_embeddings(self) -> torch.Tensor:
+        """N×D embeddings of insert({v_i}) for every region (N forwards)."""
+        singletons = torch.eye(self.num_regions, dtype=torch.bool, device=self.device)
+        keep_all = torch.zeros(self.num_regions, dtype=torch.bool, device=self.device)
+        parts = []
+        for chunk in torch.arange(self.num_regions, device=self.device).split(self.batch_size):
+            out = self._forward(self._compose(singletons[chunk], keep_all[chunk]))
+            if out.embeddings is None:
+                raise ValueError("the effectiveness term needs a model that returns embeddings; set its weight to 0")
+            parts.append(out.embeddings.double())
+        return torch.cat(parts)

@@ -1,0 +1,81 @@
+"""The one interface through which the search reaches a model.
+
+A *scorer* takes a batch of images and returns class probabilities (and, when it
+can, embeddings and evidential logits). Images always arrive as float tensors
+``B×3×H×W`` in RGB, values in [0, 1], on ``scorer.device``; the scorer applies
+its own normalisation. Compositions therefore happen in pixel space, where the
+baseline (black) is exactly 0.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, Sequence
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class ModelOutput:
+    """What a scorer returns for a batch of B images.
+
+    probs: B×C class probabilities (rows sum to 1).
+    embeddings: B×D image embeddings (any scale) or None; used by the effectiveness term.
+    evidence_logits: B×C logits of an evidential (EDL) uncertainty head, or None.
+    """
+
+    probs: torch.Tensor
+    embeddings: torch.Tensor | None = None
+    evidence_logits: torch.Tensor | None = None
+
+
+class Scorer(Protocol):
+    """Images ``B×3×H×W`` (RGB, [0, 1], on ``device``) in, :class:`ModelOutput` out."""
+
+    device: torch.device
+    num_classes: int
+
+    def __call__(self, images: torch.Tensor) -> ModelOutput: ...
+
+
+class ClassifierScorer:
+    """Wraps an ``nn.Module`` classifier: probabilities = softmax(logits).
+
+    If the network exposes ``forward_features(x) -> B×D`` and ``forward_head(f) -> B×C``
+    (the timm convention), the features double as embeddings at no extra cost.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        mean: Sequence[float] = (0.0, 0.0, 0.0),
+        std: Sequence[float] = (1.0, 1.0, 1.0),
+        device: str | torch.device = "cpu",
+        num_classes: int | None = None,
+    ) -> None:
+        self.device = torch.device(device)
+        self.net = net.to(self.device).eval()
+        self.mean = torch.tensor(mean, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
+        self._split = hasattr(net, "forward_features") and hasattr(net, "forward_head")
+        if num_classes is None:
+            num_classes = int(getattr(net, "num_classes"))
+        self.num_classes = num_classes
+
+    def __call__(self, images: torch.Tensor) -> ModelOutput:
+        x = (images - self.mean) / self.std
+        if self._split:
+            features = self.net.forward_features(x)
+            logits = self.net.forward_head(features)
+            return ModelOutput(probs=logits.softmax(dim=-1), embeddings=features)
+        return ModelOutput(probs=self.net(x).softmax(dim=-1))
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when available; anything else is passed to torch."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: CUDA is not available on this machine (use --device cpu)")
+    return device

@@ -1,0 +1,1 @@
+"""Figures: ordering heat-maps over images and insertion/deletion curves."""
