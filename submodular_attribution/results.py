@@ -86,7 +86,11 @@ def rank_map(labels: np.ndarray, order: list[int]) -> np.ndarray:
 
 
 def cumulative_areas(npy: np.ndarray) -> np.ndarray:
-    """Fraction of the image revealed after each step, from either npy format → (N,) float64."""
+    """Fraction of the image revealed after each step, from either npy format → (N,) float64.
+
+    Original format limitation: a region pixel that is pure black (0,0,0) in its region
+    image cannot be told from "not in the region" (``sum(-1) > 0``), so it is not counted.
+    """
     if npy.ndim == 2:  # our rank map
         counts = np.bincount(npy.ravel().astype(np.int64))
         return np.cumsum(counts) / npy.size
@@ -167,7 +171,7 @@ def write_provenance(run_dir: str | Path, arguments: dict) -> None:
         package_version = None
     entry = {
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "command": " ".join([Path(sys.executable).name, "-m", *sys.argv]) if sys.argv else None,
+        "command": " ".join(getattr(sys, "orig_argv", sys.argv)),  # as typed, including "-m module"
         "argv": sys.argv,
         "arguments": arguments,
         "package_version": package_version,
@@ -205,8 +209,13 @@ def load_result(json_path: str | Path) -> LoadedResult:
         record = json.loads(json_path.read_text())
     except (OSError, ValueError) as err:
         raise ValueError(f"{json_path}: unreadable result JSON ({err})") from None
+    if not isinstance(record, dict):
+        raise ValueError(f"{json_path}: a result JSON must hold an object, not {type(record).__name__}")
     npy_path = json_path.parents[2] / "npy" / json_path.parent.name / f"{json_path.stem}.npy"
-    npy = np.load(npy_path) if npy_path.is_file() else None
+    try:
+        npy = np.load(npy_path) if npy_path.is_file() else None
+    except (OSError, ValueError, EOFError) as err:
+        raise ValueError(f"{npy_path}: unreadable result array ({err})") from None
     if record.get("region_areas") is not None:
         areas = np.asarray(record["region_areas"], dtype=np.float64)
     elif npy is not None:
