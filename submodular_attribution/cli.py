@@ -20,6 +20,7 @@ from tqdm import tqdm
 import utils
 
 from .data import InputError, ListItem, load_image_rgb, read_eval_list, select_range
+from .distributed import current_worker, shard, worker_device
 from .models import Scorer, resolve_device
 from .objective import POSITIONAL_ORDER, Weights
 from .results import build_record, is_finished, run_folder_name, save_result, write_provenance
@@ -136,7 +137,9 @@ def run(task: TaskConfig, args: argparse.Namespace) -> Path:
     items = select_range(read_eval_list(args.eval_list), args.begin, args.end)
     root = Path(args.datasets) if args.datasets else Path(args.eval_list).parent
     _check_items(items, root, args.eval_list)
-    device = resolve_device(args.device)
+    worker = current_worker()
+    items = shard(items, worker)  # by position, before skipping finished ones: disjoint across ranks
+    device = resolve_device(worker_device(args.device, worker))
     scorer = task.build_scorer(args, device)
     _check_items(items, root, args.eval_list, scorer.num_classes)
 
@@ -144,12 +147,13 @@ def run(task: TaskConfig, args: argparse.Namespace) -> Path:
     division = {"algorithm": args.superpixel_algorithm, "region_size": args.region_size, **task.division_options}
     run_dir = Path(args.save_dir) / run_folder_name(
         args.superpixel_algorithm, weights, args.search, args.pending_samples, args.seed)
-    write_provenance(run_dir, {**vars(args), "task": task.name})
+    write_provenance(run_dir, {**vars(args), "task": task.name, "rank": worker.rank, "world_size": worker.world_size})
 
     todo = [item for item in items if not is_finished(run_dir, str(item.label), item.stem)]
-    print(f"{run_dir}: {len(items) - len(todo)} of {len(items)} images already done", file=sys.stderr)
+    where = f" (rank {worker.rank} of {worker.world_size})" if worker.world_size > 1 else ""
+    print(f"{run_dir}{where}: {len(items) - len(todo)} of {len(items)} images already done", file=sys.stderr)
     forwards = []
-    for item in tqdm(todo, desc=f"{task.name} {args.search}", unit="img", disable=None):
+    for item in tqdm(todo, desc=f"{task.name} {args.search}", unit="img", disable=None if worker.is_main else True):
         image = load_image_rgb(root / item.path, task.input_size)
         labels = utils.SubRegionDivision(image, args.superpixel_algorithm, args.region_size,
                                          **task.division_options)

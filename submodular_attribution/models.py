@@ -41,8 +41,11 @@ class Scorer(Protocol):
 class ClassifierScorer:
     """Wraps an ``nn.Module`` classifier: probabilities = softmax(logits).
 
-    If the network exposes ``forward_features(x) -> B×D`` and ``forward_head(f) -> B×C``
-    (the timm convention), the features double as embeddings at no extra cost.
+    Embeddings (for the effectiveness term) are the input of ``embedding_layer`` — typically
+    the final linear classifier, so they are the pooled penultimate features — captured by a
+    hook at no extra cost. With ``embedding_layer=None``, a network exposing
+    ``forward_features(x) -> B×D`` and ``forward_head(f) -> B×C`` has its features used;
+    otherwise no embeddings are returned.
     """
 
     def __init__(
@@ -52,12 +55,17 @@ class ClassifierScorer:
         std: Sequence[float] = (1.0, 1.0, 1.0),
         device: str | torch.device = "cpu",
         num_classes: int | None = None,
+        embedding_layer: nn.Module | None = None,
     ) -> None:
         self.device = torch.device(device)
         self.net = net.to(self.device).eval()
         self.mean = torch.tensor(mean, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
-        self._split = hasattr(net, "forward_features") and hasattr(net, "forward_head")
+        self._captured: list[torch.Tensor] = []
+        if embedding_layer is not None:
+            embedding_layer.register_forward_pre_hook(lambda _, inputs: self._captured.append(inputs[0]))
+        self._hooked = embedding_layer is not None
+        self._split = not self._hooked and hasattr(net, "forward_features") and hasattr(net, "forward_head")
         if num_classes is None:
             num_classes = int(getattr(net, "num_classes"))
         self.num_classes = num_classes
@@ -68,7 +76,11 @@ class ClassifierScorer:
             features = self.net.forward_features(x)
             logits = self.net.forward_head(features)
             return ModelOutput(probs=logits.softmax(dim=-1), embeddings=features)
-        return ModelOutput(probs=self.net(x).softmax(dim=-1))
+        self._captured.clear()
+        logits = self.net(x)
+        embeddings = self._captured[-1].flatten(1) if self._hooked and self._captured else None
+        self._captured.clear()
+        return ModelOutput(probs=logits.softmax(dim=-1), embeddings=embeddings)
 
 
 def resolve_device(name: str) -> torch.device:

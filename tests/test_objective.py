@@ -97,3 +97,17 @@ def test_evaluator_rejects_out_of_range_target(tiny_case):
     image, labels, scorer = tiny_case
     with pytest.raises(ValueError, match="target class 9"):
         SetEvaluator(scorer, image, labels, target=9)
+
+
+def test_classifier_scorer_embeddings_from_a_hooked_layer():
+    from torch import nn
+
+    from submodular_attribution.models import ClassifierScorer
+
+    torch.manual_seed(0)
+    body, fc = nn.Sequential(nn.Flatten(), nn.Linear(12, 5), nn.ReLU()), nn.Linear(5, 3)
+    net = nn.Sequential(body, fc)
+    x = torch.rand(2, 3, 2, 2)
+    out = ClassifierScorer(net, num_classes=3, embedding_layer=fc)(x)
+    assert torch.allclose(out.embeddings, body(x)) and torch.allclose(out.probs, net(x).softmax(-1))
+    assert ClassifierScorer(net, num_classes=3)(x).embeddings is None
