@@ -17,10 +17,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-import utils
-
 from .data import InputError, ListItem, load_image_rgb, read_eval_list, select_range
 from .distributed import current_worker, shard, worker_device
+from .divisions import DIVISIONS, RegionDivider
 from .models import Scorer, resolve_device
 from .objective import POSITIONAL_ORDER, Weights
 from .results import build_record, is_finished, run_folder_name, save_result, write_provenance
@@ -39,19 +38,32 @@ class TaskConfig:
     weights: Weights
     save_dir: str
     eval_list: str | None = None
-    superpixel_algorithm: str = "slico"
-    division_options: dict = field(default_factory=dict)
+    division: str = "slico"
+    division_options: dict = field(default_factory=dict)  # per division, e.g. {"slico": {"ruler": 40.0}}
+    # Published λ per search where they differ from ``weights`` (e.g. CLIP bidirectional).
+    weights_by_search: dict = field(default_factory=dict)
+    # Adds the task's own flags (model name, class set, heads) to the parser.
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None
     batch_size: int = 64
     checkpoint: str | None = None
     # Called before the list is read, e.g. to generate the default benchmark's images.
     prepare: Callable[[argparse.Namespace], None] | None = None
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows defaults, except ``None`` ones (filled from the task config and named in the help)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def get_args_parser(task: TaskConfig) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=f"python -m submodular_attribution.smdl_explanation_{task.name}",
         description=task.description,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     data = parser.add_argument_group("data")
     data.add_argument("--eval-list", default=None,
@@ -64,11 +76,16 @@ def get_args_parser(task: TaskConfig) -> argparse.ArgumentParser:
                       help="explain the list's class, or the model's prediction on the full image")
 
     regions = parser.add_argument_group("regions")
-    regions.add_argument("--superpixel-algorithm", choices=utils.DIVISION_MODES, default=None,
-                         help=f"division of the image (default: {task.superpixel_algorithm})")
+    regions.add_argument("--division", "--superpixel-algorithm", dest="division", choices=DIVISIONS, default=None,
+                         help=f"how the image is split into regions (default: {task.division})")
     regions.add_argument("--region-size", type=int, default=None,
                          help=f"superpixel/grid cell size in pixels at the model's input resolution "
                               f"(default: {task.region_size})")
+    regions.add_argument("--sam-masks", default=None,
+                         help="--division sam: folder of label maps made by SAM_mask_generate.py")
+    regions.add_argument("--sam-checkpoint", default=None,
+                         help="--division sam: run SAM inline with these weights instead")
+    regions.add_argument("--sam-model-type", default="vit_h", help="SAM architecture of --sam-checkpoint")
 
     objective = parser.add_argument_group(
         "objective weights", "named, or positional as in the original CLI: "
@@ -87,19 +104,25 @@ def get_args_parser(task: TaskConfig) -> argparse.ArgumentParser:
     run = parser.add_argument_group("run")
     run.add_argument("--save-dir", default=None, help=f"results root (default: {task.save_dir})")
     run.add_argument("--checkpoint", default=None, help=f"model weights (default: {task.checkpoint})")
-    run.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    run.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"), default=None,
+                     help=f"model input resolution; images are resized to it and divided there "
+                          f"(default: {task.input_size[0]} {task.input_size[1]})")
+    run.add_argument("--device", default="auto", help="auto (one GPU per torchrun rank), cpu, cuda, cuda:1, ...")
     run.add_argument("--batch-size", type=int, default=None,
                      help=f"images per forward pass (default: {task.batch_size})")
     run.add_argument("--seed", type=int, default=0, help="seeds torch and the random-ordering control")
+    if task.add_arguments is not None:
+        task.add_arguments(parser.add_argument_group("model"))
     return parser
 
 
 def resolve_defaults(task: TaskConfig, args: argparse.Namespace) -> argparse.Namespace:
     """Fill ``None`` flags from the task config and validate the numbers."""
-    defaults = {"eval_list": task.eval_list, "superpixel_algorithm": task.superpixel_algorithm,
+    weights = task.weights_by_search.get(args.search, task.weights)
+    defaults = {"eval_list": task.eval_list, "division": task.division,
                 "region_size": task.region_size, "save_dir": task.save_dir, "checkpoint": task.checkpoint,
-                "batch_size": task.batch_size,
-                **{f"lambda{i + 1}": value for i, value in enumerate(task.weights.positional())}}
+                "batch_size": task.batch_size, "input_size": list(task.input_size),
+                **{f"lambda{i + 1}": value for i, value in enumerate(weights.positional())}}
     for name, value in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
@@ -139,14 +162,13 @@ def run(task: TaskConfig, args: argparse.Namespace) -> Path:
     _check_items(items, root, args.eval_list)
     worker = current_worker()
     items = shard(items, worker)  # by position, before skipping finished ones: disjoint across ranks
-    device = resolve_device(worker_device(args.device, worker))
+    device = args.resolved_device = resolve_device(worker_device(args.device, worker))
+    divider = RegionDivider(args, task.division_options.get(args.division, {}))
     scorer = task.build_scorer(args, device)
     _check_items(items, root, args.eval_list, scorer.num_classes)
 
     weights = Weights.from_positional(args.lambda1, args.lambda2, args.lambda3, args.lambda4)
-    division = {"algorithm": args.superpixel_algorithm, "region_size": args.region_size, **task.division_options}
-    run_dir = Path(args.save_dir) / run_folder_name(
-        args.superpixel_algorithm, weights, args.search, args.pending_samples, args.seed)
+    run_dir = Path(args.save_dir) / run_folder_name(args.division, weights, args.search, args.pending_samples, args.seed)
     write_provenance(run_dir, {**vars(args), "task": task.name, "rank": worker.rank, "world_size": worker.world_size})
 
     todo = [item for item in items if not is_finished(run_dir, str(item.label), item.stem)]
@@ -154,9 +176,8 @@ def run(task: TaskConfig, args: argparse.Namespace) -> Path:
     print(f"{run_dir}{where}: {len(items) - len(todo)} of {len(items)} images already done", file=sys.stderr)
     forwards = []
     for item in tqdm(todo, desc=f"{task.name} {args.search}", unit="img", disable=None if worker.is_main else True):
-        image = load_image_rgb(root / item.path, task.input_size)
-        labels = utils.SubRegionDivision(image, args.superpixel_algorithm, args.region_size,
-                                         **task.division_options)
+        image = load_image_rgb(root / item.path, tuple(args.input_size))
+        labels = divider(image, item)
         image_tensor = torch.from_numpy(image).permute(2, 0, 1).float().div(255)
         trace = explain(
             scorer, image_tensor, torch.from_numpy(labels), None if args.target == "prediction" else item.label,
@@ -164,7 +185,7 @@ def run(task: TaskConfig, args: argparse.Namespace) -> Path:
             seed=zlib.crc32(f"{args.seed}:{item.path}".encode()),  # per image, independent of sharding
         )
         record, ranks = build_record(
-            trace, labels, weights, image=item.path, class_name=str(item.label), division=division,
+            trace, labels, weights, image=item.path, class_name=str(item.label), division=divider.describe(),
             search=args.search, pending_samples=args.pending_samples if args.search == "bidirectional" else None)
         save_result(run_dir, str(item.label), item.stem, record, ranks)
         forwards.append(trace.forward_passes)

@@ -6,8 +6,11 @@ its unfinished images. Without torchrun this is a single process (rank 0 of 1).
 """
 from __future__ import annotations
 
+import fcntl
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence, TypeVar
 
 import torch
@@ -48,3 +51,17 @@ def worker_device(name: str, worker: Worker) -> str:
     if name == "auto":
         return "cpu"
     return name
+
+
+@contextmanager
+def file_lock(path: str | Path):
+    """Exclusive lock on ``<path>.lock`` so one process builds a shared artefact (a trained model,
+    a generated data set, a prototype cache) while the other ranks wait and then reuse it."""
+    lock_path = Path(f"{path}.lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -89,5 +89,7 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: CUDA is not available on this machine (use --device cpu)")
+        from .data import InputError
+
+        raise InputError(f"--device {name}: CUDA is not available on this machine (use --device cpu or auto)")
     return device

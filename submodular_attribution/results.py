@@ -10,10 +10,8 @@ N×H×W×3 uint8 images of the ordered regions, is read too.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +19,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from .atomic import atomic_write
 from .objective import Weights
 from .search import SearchTrace
 
@@ -55,26 +54,12 @@ def is_finished(run_dir: str | Path, class_name: str, stem: str) -> bool:
     return True
 
 
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def atomic_write_json(path: str | Path, data: Any) -> None:
-    _atomic_write(Path(path), lambda h: h.write(json.dumps(data, indent=1).encode()))
+    atomic_write(path, lambda h: h.write(json.dumps(data, indent=1).encode()))
 
 
 def atomic_save_npy(path: str | Path, array: np.ndarray) -> None:
-    _atomic_write(Path(path), lambda h: np.save(h, array))
+    atomic_write(path, lambda h: np.save(h, array))
 
 
 def rank_map(labels: np.ndarray, order: list[int]) -> np.ndarray:

@@ -1,9 +1,7 @@
 """The shared command line on two tiny images: outputs, resume, sharding, bad input."""
-import json
 import os
 
 import cv2
-import numpy as np
 import pytest
 import skimage.data
 import torch

@@ -51,10 +51,15 @@ def _few(keys: list[str], n: int = 4) -> str:
 
 
 def load_weights(model: nn.Module, path: str | Path, allow_missing: Iterable[str] = ()) -> nn.Module:
-    """Load ``path`` into ``model`` strictly: missing, unexpected or mis-shaped keys are an error
-    naming the file and the first few keys. ``allow_missing`` lists key prefixes that may be absent."""
+    """Load the file ``path`` into ``model`` strictly (see :func:`load_state`)."""
+    return load_state(model, read_state_dict(path), path, allow_missing)
+
+
+def load_state(model: nn.Module, state: dict, source: str | Path, allow_missing: Iterable[str] = ()) -> nn.Module:
+    """Load a state dict strictly: missing, unexpected or mis-shaped keys are an error naming
+    ``source`` and the first few keys. ``allow_missing`` lists key prefixes that may be absent."""
     own = model.state_dict()
-    state = strip_prefixes(read_state_dict(path), own.keys())
+    state = strip_prefixes(state, own.keys())
     allow = tuple(allow_missing)
     missing = [k for k in own if k not in state and not k.startswith(allow)]  # startswith(()) is False
     unexpected = [k for k in state if k not in own]
@@ -68,6 +73,6 @@ def load_weights(model: nn.Module, path: str | Path, allow_missing: Iterable[str
     if shapes:
         problems.append(f"shape mismatch: {_few(shapes, 2)}")
     if problems:
-        raise InputError(f"{path}: weights do not fit {type(model).__name__} ({'; '.join(problems)})")
+        raise InputError(f"{source}: weights do not fit {type(model).__name__} ({'; '.join(problems)})")
     model.load_state_dict(state, strict=False)
     return model

@@ -1,0 +1,54 @@
+"""Turning a command line's division flags into a label map per image.
+
+Superpixels and grids come from :mod:`utils`; SAM regions are read from label maps made
+by ``SAM_mask_generate.py`` (``--sam-masks DIR``) or computed inline (``--sam-checkpoint``).
+"""
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+import utils
+
+from .data import InputError, ListItem
+
+DIVISIONS = (*utils.DIVISION_MODES, "sam")
+
+
+class RegionDivider:
+    """Callable ``(image H×W×3 uint8 RGB, list item) -> H×W int32 label map``."""
+
+    def __init__(self, args: argparse.Namespace, options: dict | None = None) -> None:
+        self.name = args.division
+        self.region_size = args.region_size
+        self.options = dict(options or {})
+        self.args = args
+        self._generator = None
+        if self.name == "sam" and not (args.sam_masks or args.sam_checkpoint):
+            raise InputError("--division sam needs --sam-masks DIR (made by SAM_mask_generate.py) or --sam-checkpoint")
+
+    def describe(self) -> dict:
+        """What is recorded in each result's ``division`` field."""
+        if self.name == "sam":
+            source = {"label_maps": self.args.sam_masks} if self.args.sam_masks else {
+                "model_type": self.args.sam_model_type, "checkpoint": self.args.sam_checkpoint}
+            return {"algorithm": "sam", **source}
+        return {"algorithm": self.name, "region_size": self.region_size, **self.options}
+
+    def __call__(self, image: np.ndarray, item: ListItem) -> np.ndarray:
+        if self.name != "sam":
+            return utils.SubRegionDivision(image, self.name, self.region_size, **self.options)
+        from .sam_regions import label_map_path, read_label_map, sam_label_map
+
+        if self.args.sam_masks:
+            return read_label_map(label_map_path(self.args.sam_masks, str(item.label), item.stem), image.shape[:2])
+        return sam_label_map(image, self._sam_generator())
+
+    def _sam_generator(self):
+        if self._generator is None:
+            from .sam_regions import build_mask_generator, load_sam
+
+            sam = load_sam(self.args.sam_model_type, self.args.sam_checkpoint, device=self.args.resolved_device)
+            self._generator = build_mask_generator(sam)
+        return self._generator
