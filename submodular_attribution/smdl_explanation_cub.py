@@ -1,0 +1,24 @@
+"""CUB-200-2011 birds with a fine-tuned ResNet-101 classifier.
+
+    python -m submodular_attribution.smdl_explanation_cub --eval-list my_cub_list.txt --datasets /data/CUB_200_2011/images
+
+Published λ (conf, eff, cons, colla): 1, 1, 1, 1; the effectiveness term uses the pooled
+penultimate features.
+"""
+import sys
+
+from .cli import main as cli_main
+from .families import classifier_task
+from .objective import Weights
+
+TASK = classifier_task(
+    name="cub", description=__doc__.split("\n\n")[0], arch="resnet101", checkpoint="cub-resnet101.pth",
+    num_classes=200, weights=Weights(1.0, 1.0, 1.0, 1.0), save_dir="cub-resnet101")
+
+
+def main(argv=None) -> int:
+    return cli_main(TASK, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

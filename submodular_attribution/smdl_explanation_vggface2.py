@@ -1,0 +1,23 @@
+"""VGGFace2 identities with an IR-ResNet face model on 112×112 aligned faces.
+
+    python -m submodular_attribution.smdl_explanation_vggface2 --eval-list datasets/face_samples.txt
+
+Published λ (conf, eff, cons, colla): 1, 200, 10, 1.
+"""
+import sys
+
+from .cli import main as cli_main
+from .families import face_task
+from .objective import Weights
+
+TASK = face_task(
+    name="vggface2", description=__doc__.split("\n\n")[0], checkpoint="vggface2-iresnet100.pth",
+    prototypes="vggface2-prototypes.pt", weights=Weights(1.0, 200.0, 10.0, 1.0), save_dir="vggface2-iresnet100")
+
+
+def main(argv=None) -> int:
+    return cli_main(TASK, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
