@@ -104,8 +104,8 @@ def get_args_parser(task: TaskConfig) -> argparse.ArgumentParser:
     run = parser.add_argument_group("run")
     run.add_argument("--save-dir", default=None, help=f"results root (default: {task.save_dir})")
     run.add_argument("--checkpoint", default=None, help=f"model weights (default: {task.checkpoint})")
-    run.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"), default=None,
-                     help=f"model input resolution; images are resized to it and divided there "
+    run.add_argument("--input-size", type=int, nargs="+", metavar="SIZE", default=None,
+                     help=f"model input resolution, H W or one side for square; images are resized to it and divided there "
                           f"(default: {task.input_size[0]} {task.input_size[1]})")
     run.add_argument("--device", default="auto", help="auto (one GPU per torchrun rank), cpu, cuda, cuda:1, ...")
     run.add_argument("--batch-size", type=int, default=None,
@@ -128,6 +128,10 @@ def resolve_defaults(task: TaskConfig, args: argparse.Namespace) -> argparse.Nam
             setattr(args, name, value)
     if args.eval_list is None:
         raise InputError("--eval-list is required for this task")
+    if len(args.input_size) == 1:
+        args.input_size = args.input_size * 2
+    if len(args.input_size) != 2 or min(args.input_size) < 1:
+        raise InputError(f"--input-size takes H W or one positive side, got {' '.join(map(str, args.input_size))}")
     if args.batch_size < 1:
         raise InputError(f"--batch-size must be ≥ 1, got {args.batch_size}")
     if args.region_size < 1:

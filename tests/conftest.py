@@ -78,4 +78,35 @@ def tiny_case():
     return image, labels, TinyScorer(h * w)
 
 
-LOG = math.log
+TINY_CLIP = "smdl-test-tiny-clip"
+TINY_CLIP_CFG = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "patch_size": 16},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2},
+}
+
+
+def save_tiny_clip(folder: Path, extra_configs: dict | None = None) -> Path:
+    """Register the tiny open_clip config (and ``extra_configs``), build it with random weights,
+    set its logit scale to 100 as in a trained CLIP, and save its state dict; returns the file."""
+    import json
+    import warnings
+
+    import open_clip
+
+    from submodular_attribution.adapters.clip import _quiet_logging
+
+    configs = folder / "configs"
+    configs.mkdir(parents=True, exist_ok=True)
+    for name, cfg in {TINY_CLIP: TINY_CLIP_CFG, **(extra_configs or {})}.items():
+        (configs / f"{name}.json").write_text(json.dumps(cfg))
+    open_clip.add_model_config(configs)
+    torch.manual_seed(0)
+    with _quiet_logging(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = open_clip.create_model(TINY_CLIP, pretrained=None).eval()
+    with torch.no_grad():
+        model.logit_scale.fill_(math.log(100.0))
+    checkpoint = folder / "tiny-clip.bin"
+    torch.save(model.state_dict(), checkpoint)
+    return checkpoint

@@ -13,14 +13,10 @@ open_clip = pytest.importorskip("open_clip")
 from submodular_attribution import class_names  # noqa: E402
 from submodular_attribution.adapters import clip  # noqa: E402
 from submodular_attribution.data import InputError  # noqa: E402
+from tests.conftest import TINY_CLIP, TINY_CLIP_CFG, save_tiny_clip  # noqa: E402
 
-TINY = "smdl-test-tiny-clip"
+TINY = TINY_CLIP
 TINY_OTHER = "smdl-test-tiny-clip-b"  # same layout, different widths: its weights must not fit TINY
-TINY_CFG = {
-    "embed_dim": 32,
-    "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "patch_size": 16},
-    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2},
-}
 
 
 def _quiet_create(name: str):
@@ -32,19 +28,13 @@ def _quiet_create(name: str):
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """Register the tiny configs, build one random model and save its weights (the 'checkpoint')."""
-    folder = tmp_path_factory.mktemp("configs")
-    other = json.loads(json.dumps(TINY_CFG))
+    other = json.loads(json.dumps(TINY_CLIP_CFG))
     other["embed_dim"] = 24
     other["text_cfg"]["width"] = 48
-    (folder / f"{TINY}.json").write_text(json.dumps(TINY_CFG))
-    (folder / f"{TINY_OTHER}.json").write_text(json.dumps(other))
-    open_clip.add_model_config(folder)
+    ckpt = save_tiny_clip(tmp_path_factory.mktemp("clip"), {TINY_OTHER: other})
     torch.manual_seed(0)
     model = _quiet_create(TINY)
-    with torch.no_grad():
-        model.logit_scale.fill_(torch.log(torch.tensor(100.0)))  # as in a trained CLIP
-    ckpt = tmp_path_factory.mktemp("ckpt") / "tiny.bin"
-    torch.save(model.state_dict(), ckpt)
+    model.load_state_dict(torch.load(ckpt))
     return model, ckpt
 
 
