@@ -1,0 +1,1 @@
+"""SMDL: submodular region attribution — the engine, model adapters and per-task scripts."""

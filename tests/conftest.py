@@ -110,3 +110,19 @@ def save_tiny_clip(folder: Path, extra_configs: dict | None = None) -> Path:
     checkpoint = folder / "tiny-clip.bin"
     torch.save(model.state_dict(), checkpoint)
     return checkpoint
+
+
+@pytest.fixture(scope="session")
+def trained_shapes(tmp_path_factory):
+    """The default shapes CNN trained once per test session into a temporary checkpoint:
+    (path, info, what training printed)."""
+    import contextlib
+    import io
+
+    from submodular_attribution.shapes import load_or_train_default
+
+    path = tmp_path_factory.mktemp("shapes_ckpt") / "shapes_cnn.pt"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        _, info = load_or_train_default(path, seed=0, verbose=True)
+    return path, info, printed.getvalue()

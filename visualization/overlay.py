@@ -87,12 +87,14 @@ def save_explanation_figure(
     out_path: str | Path,
     title: str | None = None,
     top_k: int | None = None,
+    tolerance: float = 0.01,
 ) -> Path:
     """One PNG with three panels for one explained image.
 
     (a) ``image`` under the ordering heat-map (jet, alpha 0.5) with region borders in white;
-    (b) only the shortest prefix of the ordering that reaches the maximum insertion score
-        (``consistency_score``) — or the first ``top_k`` regions when given — the rest black;
+    (b) only the shortest prefix of the ordering whose insertion score (``consistency_score``)
+        comes within ``tolerance`` of its maximum — or the first ``top_k`` regions when given —
+        the rest black;
     (c) the insertion and deletion curves against area, with their AUCs in the legend.
 
     image: H×W×3 uint8 RGB, the same size as the result's regions. Works for our rank-map
@@ -108,8 +110,9 @@ def save_explanation_figure(
     deletion_x, deletion_y = deletion_curve(result)
 
     if top_k is None:
-        # argmax gives the first maximum, i.e. the smallest prefix that reaches it.
-        count = int(np.argmax(insertion_y[1:])) + 1
+        # Within a tolerance: probabilities near 1 keep creeping up by 1e-6 as regions are added.
+        scores = insertion_y[1:]
+        count = int(np.argmax(scores >= scores.max() - tolerance)) + 1
     else:
         count = int(min(max(top_k, 1), n))
     area, score = insertion_x[count], insertion_y[count]

@@ -1,0 +1,46 @@
+"""The embedded default benchmark: coloured shapes on real photographs, and a small CNN for it.
+
+Runs anywhere without downloads: backgrounds are scikit-image's bundled photographs,
+and the model is trained on first use (about a minute on CPU) and cached under ``ckpt/``.
+"""
+from .data import (
+    CLASS_NAMES,
+    DATA_VERSION,
+    EVAL_SEED,
+    IMAGE_SIZE,
+    NUM_CLASSES,
+    make_split,
+    mask_path_for,
+    render_sample,
+    write_eval_set,
+)
+from .model import (
+    DEFAULT_CKPT,
+    MEAN,
+    MODEL_VERSION,
+    STD,
+    ShapesCNN,
+    build_scorer,
+    load_or_train_default,
+    train_shapes_cnn,
+)
+
+__all__ = [
+    "CLASS_NAMES",
+    "DATA_VERSION",
+    "EVAL_SEED",
+    "IMAGE_SIZE",
+    "NUM_CLASSES",
+    "make_split",
+    "mask_path_for",
+    "render_sample",
+    "write_eval_set",
+    "DEFAULT_CKPT",
+    "MEAN",
+    "MODEL_VERSION",
+    "STD",
+    "ShapesCNN",
+    "build_scorer",
+    "load_or_train_default",
+    "train_shapes_cnn",
+]
