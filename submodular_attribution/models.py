@@ -37,6 +37,8 @@ class Scorer(Protocol):
 
     def __call__(self, images: torch.Tensor) -> ModelOutput: ...
 
+    # Optional, for gradient-based baselines: ``logits(images) -> B×C``, differentiable.
+
 
 class ClassifierScorer:
     """Wraps an ``nn.Module`` classifier: probabilities = softmax(logits).
@@ -61,14 +63,22 @@ class ClassifierScorer:
         self.net = net.to(self.device).eval()
         self.mean = torch.tensor(mean, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
-        self._captured: list[torch.Tensor] = []
+        self._captured: torch.Tensor | None = None  # input of embedding_layer in the last forward
         if embedding_layer is not None:
-            embedding_layer.register_forward_pre_hook(lambda _, inputs: self._captured.append(inputs[0]))
-        self._hooked = embedding_layer is not None
-        self._split = not self._hooked and hasattr(net, "forward_features") and hasattr(net, "forward_head")
+            embedding_layer.register_forward_pre_hook(self._capture)
+        self._split = embedding_layer is None and hasattr(net, "forward_features") and hasattr(net, "forward_head")
         if num_classes is None:
             num_classes = int(getattr(net, "num_classes"))
         self.num_classes = num_classes
+
+    @property
+    def attribution_module(self) -> nn.Module:
+        """The network that baseline methods hook into (CAM layers)."""
+        return self.net
+
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        """Differentiable B×C logits (for gradient baselines); no embeddings captured."""
+        return self.net((images - self.mean) / self.std)
 
     def __call__(self, images: torch.Tensor) -> ModelOutput:
         x = (images - self.mean) / self.std
@@ -76,11 +86,14 @@ class ClassifierScorer:
             features = self.net.forward_features(x)
             logits = self.net.forward_head(features)
             return ModelOutput(probs=logits.softmax(dim=-1), embeddings=features)
-        self._captured.clear()
+        self._captured = None
         logits = self.net(x)
-        embeddings = self._captured[-1].flatten(1) if self._hooked and self._captured else None
-        self._captured.clear()
+        embeddings = self._captured.flatten(1) if self._captured is not None else None
+        self._captured = None
         return ModelOutput(probs=logits.softmax(dim=-1), embeddings=embeddings)
+
+    def _capture(self, module: nn.Module, inputs: tuple) -> None:
+        self._captured = inputs[0]
 
 
 def resolve_device(name: str) -> torch.device:

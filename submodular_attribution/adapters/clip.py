@@ -322,6 +322,15 @@ class ZeroShotCLIPScorer:
         x = (x - self.mean) / self.std
         return F.normalize(self.model.encode_image(x).float(), dim=-1)
 
+    @property
+    def attribution_module(self) -> nn.Module:
+        """The image tower, which baseline methods hook into."""
+        return self.model.visual
+
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        """Differentiable B×C zero-shot logits s·cos(e, prototypes) (for gradient baselines)."""
+        return self.logit_scale * self.embed(images) @ self.prototypes.T
+
     def __call__(self, images: torch.Tensor) -> ModelOutput:
         e = self.embed(images)
         logits = self.logit_scale * e @ self.prototypes.T

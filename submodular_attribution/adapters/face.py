@@ -193,6 +193,15 @@ class FaceScorer:
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         return self.backbone(self.preprocess(images))
 
+    @property
+    def attribution_module(self) -> nn.Module:
+        """The backbone, which baseline methods hook into."""
+        return self.backbone
+
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        """Differentiable B×C logits of the head (for gradient baselines)."""
+        return self.head(self.embed(images))
+
     def __call__(self, images: torch.Tensor) -> ModelOutput:
         embeddings = self.embed(images)
         probs = self.head(embeddings).softmax(dim=-1)
