@@ -18,7 +18,7 @@ import torch
 from tqdm import tqdm
 
 from .data import InputError, ListItem, load_image_rgb, read_eval_list, select_range
-from .distributed import current_worker, shard, worker_device
+from .distributed import Worker, current_worker, shard, worker_device
 from .divisions import DIVISIONS, RegionDivider
 from .models import Scorer, resolve_device
 from .objective import POSITIONAL_ORDER, Weights
@@ -86,6 +86,10 @@ def get_args_parser(task: TaskConfig) -> argparse.ArgumentParser:
     regions.add_argument("--sam-checkpoint", default=None,
                          help="--division sam: run SAM inline with these weights instead")
     regions.add_argument("--sam-model-type", default="vit_h", help="SAM architecture of --sam-checkpoint")
+    regions.add_argument("--prior-dir", default=None,
+                         help="--division prior: saliency maps made by baseline_attribution.generate_explanation_maps")
+    regions.add_argument("--grid", type=int, default=10, help="--division prior: g×g cells (CUB 10, CelebA 14 or 28)")
+    regions.add_argument("--per-region", type=int, default=4, help="--division prior: cells per region (4, or 8 at 28×28)")
 
     objective = parser.add_argument_group(
         "objective weights", "named, or positional as in the original CLI: "
@@ -155,8 +159,18 @@ def _check_items(items: list[ListItem], root: Path, list_path: str, num_classes:
         seen[key] = item.line
 
 
-def run(task: TaskConfig, args: argparse.Namespace) -> Path:
-    """Explain every selected list item; skip those already finished. Returns the run folder."""
+@dataclass
+class Prepared:
+    """A validated run: this worker's list items, their image root, the model."""
+
+    items: list[ListItem]
+    root: Path
+    scorer: Scorer
+    worker: Worker
+
+
+def prepare(task: TaskConfig, args: argparse.Namespace) -> Prepared:
+    """Resolve defaults, read and check the list, take this rank's share, build the scorer."""
     args = resolve_defaults(task, args)
     if task.prepare is not None:
         task.prepare(args)
@@ -167,9 +181,22 @@ def run(task: TaskConfig, args: argparse.Namespace) -> Path:
     worker = current_worker()
     items = shard(items, worker)  # by position, before skipping finished ones: disjoint across ranks
     device = args.resolved_device = resolve_device(worker_device(args.device, worker))
-    divider = RegionDivider(args, task.division_options.get(args.division, {}))
     scorer = task.build_scorer(args, device)
     _check_items(items, root, args.eval_list, scorer.num_classes)
+    return Prepared(items, root, scorer, worker)
+
+
+def image_tensor(image: np.ndarray) -> torch.Tensor:
+    """H×W×3 uint8 RGB → 3×H×W float in [0, 1]."""
+    return torch.from_numpy(image).permute(2, 0, 1).float().div(255)
+
+
+def run(task: TaskConfig, args: argparse.Namespace) -> Path:
+    """Explain every selected list item; skip those already finished. Returns the run folder."""
+    args = resolve_defaults(task, args)
+    divider = RegionDivider(args, task.division_options.get(args.division, {}))  # flags checked before loading
+    ready = prepare(task, args)
+    items, root, scorer, worker = ready.items, ready.root, ready.scorer, ready.worker
 
     weights = Weights.from_positional(args.lambda1, args.lambda2, args.lambda3, args.lambda4)
     run_dir = Path(args.save_dir) / run_folder_name(args.division, weights, args.search, args.pending_samples, args.seed)
@@ -182,9 +209,8 @@ def run(task: TaskConfig, args: argparse.Namespace) -> Path:
     for item in tqdm(todo, desc=f"{task.name} {args.search}", unit="img", disable=None if worker.is_main else True):
         image = load_image_rgb(root / item.path, tuple(args.input_size))
         labels = divider(image, item)
-        image_tensor = torch.from_numpy(image).permute(2, 0, 1).float().div(255)
         trace = explain(
-            scorer, image_tensor, torch.from_numpy(labels), None if args.target == "prediction" else item.label,
+            scorer, image_tensor(image), torch.from_numpy(labels), None if args.target == "prediction" else item.label,
             weights, search=args.search, pending_samples=args.pending_samples, batch_size=args.batch_size,
             seed=zlib.crc32(f"{args.seed}:{item.path}".encode()),  # per image, independent of sharding
         )

@@ -292,6 +292,8 @@ def load_or_train_default(
         if verbose:
             print(f"{path}: checkpoint is for another seed or data/model version; retraining")
 
+    if verbose:
+        print(f"Training the default shapes CNN into {path} (once; about a minute on CPU) ...", flush=True)
     net, info = train_shapes_cnn(seed=seed, device=device, progress=verbose)
     state_dict = {k: v.detach().cpu() for k, v in net.state_dict().items()}
     atomic_torch_save({"state_dict": state_dict, "info": info}, path)
