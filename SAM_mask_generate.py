@@ -18,7 +18,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from submodular_attribution.data import InputError, ListItem, load_image_rgb, read_eval_list, select_range
+from submodular_attribution.data import (
+    InputError, ListItem, load_image_rgb, read_eval_list, run_reporting_input_errors, select_range)
 from submodular_attribution.sam_regions import (
     DEFAULT_CHECKPOINTS,
     DEFAULT_MIN_AREA_FRACTION,
@@ -134,12 +135,7 @@ def run(args: argparse.Namespace) -> dict:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
-    try:
-        run(args)
-    except InputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return run_reporting_input_errors(lambda: run(args))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .data import InputError, ListItem, load_image_rgb, read_eval_list, select_range
+from .data import InputError, ListItem, load_image_rgb, read_eval_list, run_reporting_input_errors, select_range
 from .distributed import Worker, current_worker, shard, worker_device
 from .divisions import DIVISIONS, RegionDivider
 from .models import Scorer, resolve_device
@@ -227,9 +227,4 @@ def run(task: TaskConfig, args: argparse.Namespace) -> Path:
 
 def main(task: TaskConfig, argv: Sequence[str] | None = None) -> int:
     args = get_args_parser(task).parse_args(argv)
-    try:
-        run(task, args)
-    except InputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return run_reporting_input_errors(lambda: run(task, args))

@@ -1,8 +1,10 @@
 """Evaluation lists and images, with one-line errors that name the culprit."""
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -74,3 +76,13 @@ def load_image_rgb(path: str | Path, size: tuple[int, int] | None = None) -> np.
     if size is not None and image.shape[:2] != tuple(size):
         image = cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
     return image
+
+
+def run_reporting_input_errors(action: Callable[[], object]) -> int:
+    """Exit status of a command: 0, or 2 after printing a bad-input error as one line on stderr."""
+    try:
+        action()
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
