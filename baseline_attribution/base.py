@@ -47,6 +47,7 @@ class AttributionModel:
         CLS/register tokens dropped; None for CNNs.
     representation: hidden representation ``images -> B×…`` (IG²'s path), or None.
     batch_size: images per forward pass for methods that score many perturbations.
+    pixel_mean: the RGB [0, 1] colour the model's normalisation maps to zero, or None.
     """
 
     logits: Callable[[torch.Tensor], torch.Tensor]
@@ -57,6 +58,7 @@ class AttributionModel:
     tokens_to_grid: Callable[[torch.Tensor], torch.Tensor] | None = None
     representation: Callable[[torch.Tensor], torch.Tensor] | None = None
     batch_size: int = 64
+    pixel_mean: tuple[float, float, float] | None = None
 
     def probs(self, images: torch.Tensor) -> torch.Tensor:
         return self.logits(images).softmax(dim=-1)
@@ -72,8 +74,10 @@ def from_scorer(scorer, batch_size: int = 64) -> AttributionModel:
     if not hasattr(scorer, "logits"):
         raise TypeError(f"{type(scorer).__name__} has no differentiable logits(); gradient methods need one")
     module = getattr(scorer, "attribution_module", None)
+    mean = getattr(scorer, "mean", None)
+    pixel_mean = tuple(float(v) for v in mean.reshape(-1)) if mean is not None and mean.numel() == 3 else None
     return AttributionModel(logits=scorer.logits, num_classes=scorer.num_classes, device=scorer.device,
-                            module=module, batch_size=batch_size)
+                            module=module, batch_size=batch_size, pixel_mean=pixel_mean)
 
 
 def attribute(method: str, model: AttributionModel, images: torch.Tensor, targets, *, numpy: bool = False,

@@ -179,6 +179,7 @@ class FaceScorer:
         self.bgr = bgr
         self.input_size = input_size
         self.dtype = next(self.backbone.parameters()).dtype
+        self.mean = torch.full((1, 3, 1, 1), 0.5)  # (x − 0.5)/0.5: mid-grey is zero to the network
 
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
         """RGB [0, 1] → resized to input_size, channel order as the model expects, (x − 0.5)/0.5."""
