@@ -1,0 +1,95 @@
+"""Saliency maps of one baseline method for every image of an evaluation list.
+
+    python -m baseline_attribution.generate_explanation_maps --method rise --model shapes \\
+        --eval-list datasets/shapes/eval_list.txt --save-dir explanation_results/shapes/rise
+
+``--model`` names a per-task configuration (its model flags — ``--checkpoint``, ``--arch``,
+``--model-name`` … — and data flags are accepted too). Maps are H×W float32 at the model's
+input resolution, saved as ``<save-dir>/<class>/<stem>.npy``; finished images are skipped, and
+torchrun ranks share the list like the SMDL scripts. Method options: ``--option key=value``
+(Python literals), e.g. ``--option num_masks=4000 --option recalibrate=True``. The maps serve as
+baselines in the evaluations and as priors for ``--division prior`` of the SMDL scripts.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from tqdm import tqdm
+
+from submodular_attribution.cli import get_args_parser as task_parser
+from submodular_attribution.cli import image_tensor, prepare
+from submodular_attribution.data import InputError, load_image_rgb, run_reporting_input_errors
+from submodular_attribution.results import REPO_ROOT, write_provenance
+from submodular_attribution.tasks import TASK_NAMES, get_task
+
+from .base import REGISTRY, attribute
+from .maps import map_path, save_map
+from .models import attribution_model
+
+
+def _model_name(argv: Sequence[str] | None) -> str:
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--model", choices=TASK_NAMES, default="shapes")
+    return pre.parse_known_args(argv)[0].model
+
+
+def get_args_parser(model: str = "shapes") -> argparse.ArgumentParser:
+    parser = task_parser(get_task(model))
+    parser.prog = "python -m baseline_attribution.generate_explanation_maps"
+    parser.description = __doc__.split("\n\n")[0]
+    group = parser.add_argument_group("baseline")
+    group.add_argument("--method", required=True, choices=sorted(REGISTRY), help="attribution method")
+    group.add_argument("--model", choices=TASK_NAMES, default="shapes", help="model configuration (a task name)")
+    group.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                       help="method keyword argument, a Python literal; repeatable")
+    return parser
+
+
+def parse_options(pairs: Sequence[str]) -> dict:
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.isidentifier():
+            raise InputError(f"--option {pair!r}: expected KEY=VALUE")
+        try:
+            options[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            options[key] = value  # a bare word, e.g. output=probability
+    return options
+
+
+def run(args: argparse.Namespace) -> Path:
+    task = get_task(args.model)
+    options = parse_options(args.option)
+    save_dir = Path(args.save_dir) if args.save_dir else REPO_ROOT / "explanation_results" / args.model / args.method
+    args.save_dir = str(save_dir)
+    ready = prepare(task, args)
+    model = attribution_model(ready.scorer, batch_size=args.batch_size)
+    write_provenance(save_dir, {**vars(args), "rank": ready.worker.rank})
+    todo = [i for i in ready.items if not map_path(save_dir, str(i.label), i.stem).is_file()]
+    print(f"{save_dir}: {len(ready.items) - len(todo)} of {len(ready.items)} maps already done", file=sys.stderr)
+    for item in tqdm(todo, desc=args.method, unit="img", disable=None if ready.worker.is_main else True):
+        x = image_tensor(load_image_rgb(ready.root / item.path, tuple(args.input_size)))[None].to(model.device)
+        if args.target == "prediction":
+            target = int(model.batched_probs(x).argmax())
+        else:
+            target = item.label
+        try:
+            saliency = attribute(args.method, model, x, [target], numpy=True, **options)[0]
+        except TypeError as err:  # an unknown --option reaches the method as an unexpected keyword
+            raise InputError(f"--method {args.method}: {err}") from None
+        save_map(save_dir, str(item.label), item.stem, saliency)
+    return save_dir
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = get_args_parser(_model_name(argv)).parse_args(argv)
+    return run_reporting_input_errors(lambda: run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

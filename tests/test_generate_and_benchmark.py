@@ -1,0 +1,65 @@
+"""Baseline map generation (resumable), its use as an SMDL prior, and the method benchmark."""
+import os
+
+import numpy as np
+import pytest
+
+from baseline_attribution import generate_explanation_maps as generate
+from evals import benchmark
+from submodular_attribution import smdl_explanation_shapes as shapes_script
+from submodular_attribution.results import find_result_files, load_result
+from submodular_attribution.shapes import write_eval_set
+
+
+@pytest.fixture(scope="module")
+def shapes_list(tmp_path_factory):
+    return write_eval_set(tmp_path_factory.mktemp("shapes"), n=3)
+
+
+def test_maps_resume_and_feed_the_prior_division(tmp_path, shapes_list, trained_shapes, capsys):
+    checkpoint = str(trained_shapes[0])
+    args = ["--method", "gradcam", "--model", "shapes", "--eval-list", str(shapes_list), "--checkpoint", checkpoint,
+            "--save-dir", str(tmp_path / "maps"), "--device", "cpu"]
+    assert generate.main(args) == 0
+    maps = sorted((tmp_path / "maps").glob("*/*.npy"))
+    assert len(maps) == 3 and np.load(maps[0]).shape == (112, 112)
+    mtimes = [os.stat(m).st_mtime_ns for m in maps]
+    assert generate.main(args) == 0 and [os.stat(m).st_mtime_ns for m in maps] == mtimes
+    assert "3 of 3 maps already done" in capsys.readouterr().err
+
+    assert shapes_script.main(["--eval-list", str(shapes_list), "--checkpoint", checkpoint, "--division", "prior",
+                               "--prior-dir", str(tmp_path / "maps"), "--grid", "14", "--per-region", "4",
+                               "--save-dir", str(tmp_path / "out"), "--device", "cpu", "--search", "random"]) == 0
+    result = load_result(find_result_files(next((tmp_path / "out").iterdir()))[0])
+    assert result.record["num_regions"] == 49  # 14×14 cells, 4 per region
+    assert result.record["division"]["algorithm"] == "prior"
+
+
+def test_generate_errors(tmp_path, shapes_list, trained_shapes, capsys):
+    base = ["--model", "shapes", "--eval-list", str(shapes_list), "--checkpoint", str(trained_shapes[0]),
+            "--save-dir", str(tmp_path / "m"), "--device", "cpu"]
+    assert generate.main(["--method", "rise", "--option", "bogus", *base]) == 2
+    assert "--option 'bogus': expected KEY=VALUE" in capsys.readouterr().err
+    assert generate.main(["--method", "rise", "--option", "nonsense=3", *base]) == 2
+    assert "--method rise:" in capsys.readouterr().err
+    assert shapes_script.main(["--eval-list", str(shapes_list), "--division", "prior", "--device", "cpu"]) == 2
+    assert "--division prior needs --prior-dir" in capsys.readouterr().err
+
+
+def test_benchmark_table_and_resume(tmp_path, shapes_list, trained_shapes, capsys):
+    args = ["--model", "default", "--methods", "smdl,gradcam,rise", "--eval-list", str(shapes_list),
+            "--checkpoint", str(trained_shapes[0]), "--search", "bidirectional", "--output-dir", str(tmp_path),
+            "--device", "cpu"]
+    assert benchmark.main(args) == 0
+    table = (tmp_path / "table.md").read_text().splitlines()
+    assert table[0].startswith("| method | Insertion AUC ↑ | Deletion AUC ↓ | MuFidelity ↑ | SDS ↑ | Pointing ↑")
+    assert [line.split("|")[1].strip() for line in table[2:]] == ["smdl", "gradcam", "rise"]
+    assert (tmp_path / "table.csv").read_text().startswith("method,")
+    assert (tmp_path / "mean_insertion_curves.png").stat().st_size > 0
+    rows = sorted((tmp_path / "rows").rglob("*.json"))
+    assert len(rows) == 9
+    mtimes = [os.stat(r).st_mtime_ns for r in rows]
+    assert benchmark.main(args) == 0 and [os.stat(r).st_mtime_ns for r in rows] == mtimes
+    capsys.readouterr()
+    assert benchmark.main([*args, "--methods", "smdl,nope"]) == 2
+    assert "--methods: unknown nope" in capsys.readouterr().err
