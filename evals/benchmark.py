@@ -11,6 +11,11 @@ ties are broken in raster order); every map goes through the same metric functio
 * MuFidelity — grid 7, 32 random subsets, Spearman (Xplique's ImageNet setting);
 * Single Deletion Score — grid 4, per-cell deletion to the mean colour, Spearman, non-finite
   correlations dropped and counted;
+* Sensitivity-N — Pearson of removed mass vs target-logit drop, mean over ratios 0.1…0.9
+  (20 Bernoulli pixel masks per ratio here, to keep the table cheap);
+* DiffID — insertion minus deletion logit ratio over ratios 0.1…0.9;
+* incremental deletion, 32 steps: MoRF (most important first, lower is better) and LeRF
+  (least important first, higher is better), mean target probability;
 * pointing game and energy inside the object mask, where masks exist (the default benchmark);
 * seconds and model forward passes (images through the network) per image.
 
@@ -45,11 +50,16 @@ from submodular_attribution.search import explain
 from submodular_attribution.tasks import TASK_NAMES, get_task
 
 from .localization import energy_in_mask, pointing_game
-from .saliency_metrics import insertion_deletion, mean_finite, mufidelity, ordering_to_saliency, single_deletion_score
+from .saliency_metrics import (
+    diffid, incremental_deletion, insertion_deletion, mean_finite, mufidelity, ordering_to_saliency,
+    sensitivity_n, single_deletion_score)
 
-METRICS = ("insertion_auc", "deletion_auc", "mufidelity", "sds", "pointing", "energy")
+METRICS = ("insertion_auc", "deletion_auc", "mufidelity", "sds", "sensitivity_n", "diffid", "incdel_morf",
+           "incdel_lerf", "pointing", "energy")
 HEADERS = {"insertion_auc": "Insertion AUC ↑", "deletion_auc": "Deletion AUC ↓", "mufidelity": "MuFidelity ↑",
-           "sds": "SDS ↑", "pointing": "Pointing ↑", "energy": "Energy in mask ↑"}
+           "sds": "SDS ↑", "sensitivity_n": "Sensitivity-N ↑", "diffid": "DiffID ↑",
+           "incdel_morf": "IncDel MoRF ↓", "incdel_lerf": "IncDel LeRF ↑", "pointing": "Pointing ↑",
+           "energy": "Energy in mask ↑"}
 
 
 def _model_name(argv: Sequence[str] | None) -> str:
@@ -127,6 +137,10 @@ def _row(args, task, scorer, model: CountingModel, divider, method: str, item: L
     row = {"method": method, "image": item.path, "target": target, "seconds": seconds, "forward_passes": forwards,
            "insertion_auc": curves["auc_ins"], "deletion_auc": curves["auc_del"],
            "mufidelity": mufidelity(model, x, target, saliency), "sds": sds,
+           "sensitivity_n": mean_finite(list(sensitivity_n(model, x, target, saliency, num_samples=20).values()))[0],
+           "diffid": diffid(model, x, target, saliency)["diffid"],
+           "incdel_morf": incremental_deletion(model, x, target, saliency, order="descending"),
+           "incdel_lerf": incremental_deletion(model, x, target, saliency, order="ascending"),
            "curves": {k: np.asarray(curves[k]).tolist() for k in ("x_ins", "y_ins", "x_del", "y_del")}}
     mask = _mask_for(item, root)
     if mask is not None:

@@ -2,7 +2,8 @@
 
 Trains (or loads) the shapes CNN, explains the default evaluation images with exact
 greedy, the bidirectional search and a random ordering of the same regions, evaluates
-each result folder, prints one table, and writes figures. Reruns reuse finished results.
+each result folder, prints one table, and writes figures; then compares SMDL with a few
+baseline methods on every metric (``evals.benchmark``). Reruns reuse finished results.
 """
 from __future__ import annotations
 
@@ -32,6 +33,8 @@ def get_demo_parser() -> argparse.ArgumentParser:
     parser.add_argument("--save-dir", default=str(REPO_ROOT / "submodular_results" / "shapes-demo"))
     parser.add_argument("--device", default="auto")
     parser.add_argument("--figures", type=int, default=3, help="images to draw explanation figures for")
+    parser.add_argument("--benchmark-methods", default="smdl,gradcam,ig,rise",
+                        help="methods compared by evals.benchmark at the end")
     return parser
 
 
@@ -78,6 +81,12 @@ def main(argv=None) -> int:
         name = Path(result.record["image"]).stem
         save_explanation_figure(image, result, figures / f"{name}.png",
                                 title=f"{name}: exact greedy, target {CLASS_NAMES[result.record['target']]}")
+    print("\nSMDL beside baseline methods on the same images (every metric, mean ± standard error):")
+    from evals import benchmark
+
+    benchmark.main(["--model", "default", "--methods", opts.benchmark_methods, "--eval-list", str(list_path),
+                    "--search", "bidirectional", "--device", opts.device,
+                    "--output-dir", str(save_dir / "benchmark")])
     print(f"\nResult folders: {', '.join(str(r[3]) for r in rows)}")
     print(f"Figures: {figures}/  (mean curves and per-image explanations)")
     print(f"Evaluate any folder: python -m evals.eval_AUC_faithfulness --explanation-dir {greedy_dir}")
