@@ -150,7 +150,7 @@ def _masked_scores(model, image, target, removed: np.ndarray, fill: torch.Tensor
     return _score(model, build, len(removed), target, output)
 
 
-def _cells(shape: tuple[int, int], grid: int) -> np.ndarray:
+def grid_cells(shape: tuple[int, int], grid: int) -> np.ndarray:
     """H×W int64 cell index (row-major over a grid×grid partition, cell row = ⌊i·G/H⌋)."""
     h, w = shape
     if not 1 <= grid <= min(h, w):
@@ -368,7 +368,7 @@ def mufidelity(model: AttributionModel, image: torch.Tensor, target: int, salien
     """
     image = _image(model, image)
     sal = _saliency(saliency, tuple(image.shape[1:]))
-    cells = _cells(sal.shape, grid)
+    cells = grid_cells(sal.shape, grid)
     rng = np.random.default_rng(seed)
     removed_cells = _random_subsets(rng, num_samples, grid * grid, subset_fraction, subset)
     removed = removed_cells[:, cells]  # S×H×W
@@ -399,7 +399,7 @@ def sensitivity_n(model: AttributionModel, image: torch.Tensor, target: int, sal
     sal = _saliency(saliency, tuple(image.shape[1:]))
     fill = _fill(baseline, image)
     rng = np.random.default_rng(seed)
-    cells = _cells(sal.shape, grid) if grid is not None else None
+    cells = grid_cells(sal.shape, grid) if grid is not None else None
     base = _score(model, lambda lo, hi: image[None], 1, target, "logit")[0]
     result = {}
     for ratio in ratios:
@@ -483,7 +483,7 @@ def single_deletion_score(model: AttributionModel, image: torch.Tensor, target: 
     sal = _saliency(saliency, tuple(image.shape[1:]))
     if absolute:
         sal = np.abs(sal)
-    cells = _cells(sal.shape, grid)
+    cells = grid_cells(sal.shape, grid)
     fill = _fill(normalisation_mean(model) if baseline is None else baseline, image)
     attrs = np.bincount(cells.ravel(), weights=sal.ravel(), minlength=grid * grid)
     removed = cells[None] == np.arange(grid * grid)[:, None, None]

@@ -52,7 +52,8 @@ def test_benchmark_table_and_resume(tmp_path, shapes_list, trained_shapes, capsy
             "--device", "cpu"]
     assert benchmark.main(args) == 0
     table = (tmp_path / "table.md").read_text().splitlines()
-    assert table[0].startswith("| method | Insertion AUC ↑ | Deletion AUC ↓ | MuFidelity ↑ | SDS ↑ | Pointing ↑")
+    assert table[0].startswith("| method | Insertion AUC ↑ | Deletion AUC ↓ | MuFidelity ↑ | SDS ↑ | Sensitivity-N ↑ | "
+                               "DiffID ↑ | IncDel MoRF ↓ | IncDel LeRF ↑ | Pointing ↑ | Energy in mask ↑")
     assert [line.split("|")[1].strip() for line in table[2:]] == ["smdl", "gradcam", "rise"]
     assert (tmp_path / "table.csv").read_text().startswith("method,")
     assert (tmp_path / "mean_insertion_curves.png").stat().st_size > 0

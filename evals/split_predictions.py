@@ -1,0 +1,146 @@
+"""Split an evaluation list by whether the model classifies each image correctly (error analysis).
+
+    python -m evals.split_predictions --model shapes --eval-list datasets/shapes/eval_list.txt \\
+        --save-dir explanation_results/shapes/split
+
+``--model`` names a per-task configuration; its model flags (``--checkpoint``, ``--arch``, ...)
+and data flags (``--datasets``, ``--begin``/``--end``, ``--input-size``, ``--batch-size``,
+``--device``) are accepted too. Every image is resized to the model's input resolution, as the
+SMDL scripts do, and classified on the full image (argmax of the softmax, first index among
+ties). Writes, atomically:
+
+* ``<save-dir>/correct.txt`` and ``<save-dir>/misclassified.txt``: evaluation lists
+  (``<relative path> <class index>``) holding the list's paths unchanged and the **true**
+  label. The paths stay relative to the same image root, so pass ``--datasets <root>``
+  (printed, and recorded in a ``#`` comment line that list readers skip) when using them.
+  With the default ``--target label`` the SMDL scripts then explain the true class of each
+  mistake (the "highest confidence" error analysis of ``evals.highest_confidence``); with
+  ``--target prediction`` they explain the class the model wrongly chose.
+* ``<save-dir>/predictions.csv``: ``path,label,prediction,p_label,p_prediction`` per image
+  (softmax probabilities of the true and of the predicted class).
+
+Prints the accuracy on stdout. Bad input prints one ``error: ...`` line and exits with status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from tqdm import tqdm
+
+from submodular_attribution.atomic import atomic_write
+from submodular_attribution.cli import get_args_parser as task_parser
+from submodular_attribution.cli import image_tensor, prepare
+from submodular_attribution.data import InputError, ListItem, load_image_rgb, run_reporting_input_errors
+from submodular_attribution.tasks import TASK_NAMES, get_task
+
+CSV_COLUMNS = ("path", "label", "prediction", "p_label", "p_prediction")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The model's answer on one list item."""
+
+    item: ListItem
+    prediction: int
+    p_label: float
+    p_prediction: float
+
+    @property
+    def correct(self) -> bool:
+        return self.prediction == self.item.label
+
+
+def _model_name(argv: Sequence[str] | None) -> str:
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--model", choices=TASK_NAMES, default="shapes")
+    return pre.parse_known_args(argv)[0].model
+
+
+def get_args_parser(model: str = "shapes") -> argparse.ArgumentParser:
+    parser = task_parser(get_task(model))
+    parser.prog = "python -m evals.split_predictions"
+    parser.description = __doc__.split("\n\n")[0]
+    group = parser.add_argument_group("split")
+    group.add_argument("--model", choices=TASK_NAMES, default="shapes", help="model configuration (a task name)")
+    return parser
+
+
+@torch.no_grad()
+def predict(scorer, items: Sequence[ListItem], root: Path, input_size: tuple[int, int], batch_size: int,
+            progress: bool = True) -> list[Prediction]:
+    """Classify every item's full image (resized to ``input_size``), ``batch_size`` at a time."""
+    results: list[Prediction] = []
+    starts = range(0, len(items), batch_size)
+    for start in tqdm(starts, desc="predicting", unit="batch", disable=None if progress and len(starts) > 1 else True):
+        batch = items[start:start + batch_size]
+        images = torch.stack([image_tensor(load_image_rgb(root / item.path, input_size)) for item in batch])
+        probs = scorer(images.to(scorer.device)).probs.detach().double().cpu()
+        predictions = probs.argmax(dim=1)
+        for item, row, pred in zip(batch, probs, predictions.tolist()):
+            results.append(Prediction(item, int(pred), float(row[item.label]), float(row[pred])))
+    return results
+
+
+def _list_text(predictions: Sequence[Prediction], root: Path, correct: bool) -> str:
+    kind = "correctly classified" if correct else "misclassified"
+    lines = [f"# {kind} images, true labels; paths are relative to {root.resolve()} (pass it as --datasets)"]
+    lines += [f"{p.item.path} {p.item.label}" for p in predictions if p.correct == correct]
+    return "\n".join(lines) + "\n"
+
+
+def _csv_text(predictions: Sequence[Prediction]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for p in predictions:
+        writer.writerow([p.item.path, p.item.label, p.prediction, p.p_label, p.p_prediction])
+    return out.getvalue()
+
+
+def write_split(save_dir: str | Path, predictions: Sequence[Prediction], root: Path) -> dict[str, Path]:
+    """Write correct.txt, misclassified.txt and predictions.csv atomically; returns their paths."""
+    save_dir = Path(save_dir)
+    texts = {
+        "correct": (save_dir / "correct.txt", _list_text(predictions, root, True)),
+        "misclassified": (save_dir / "misclassified.txt", _list_text(predictions, root, False)),
+        "predictions": (save_dir / "predictions.csv", _csv_text(predictions)),
+    }
+    for path, text in texts.values():
+        atomic_write(path, lambda handle, text=text: handle.write(text.encode()))
+    return {name: path for name, (path, _) in texts.items()}
+
+
+def run(args: argparse.Namespace) -> dict:
+    if args.save_dir is None:
+        raise InputError("--save-dir is required (the folder for correct.txt, misclassified.txt, predictions.csv)")
+    save_dir = Path(args.save_dir)
+    if save_dir.exists() and not save_dir.is_dir():
+        raise InputError(f"--save-dir {save_dir}: exists and is not a folder")
+    ready = prepare(get_task(args.model), args)
+    if ready.worker.world_size > 1:
+        raise InputError("split_predictions runs as a single process (one forward pass per image); "
+                         "do not start it with torchrun")
+    predictions = predict(ready.scorer, ready.items, ready.root, tuple(args.input_size), args.batch_size)
+    paths = write_split(save_dir, predictions, ready.root)
+    n_correct = sum(p.correct for p in predictions)
+    n = len(predictions)
+    print(f"accuracy: {n_correct / n:.4f} ({n_correct} of {n} correct, {n - n_correct} misclassified)")
+    print(f"{paths['correct']}, {paths['misclassified']}, {paths['predictions']}: written; "
+          f"use the lists with --datasets {ready.root}", file=sys.stderr)
+    return {"accuracy": n_correct / n, "correct": n_correct, "misclassified": n - n_correct, **paths}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = get_args_parser(_model_name(argv)).parse_args(argv)
+    return run_reporting_input_errors(lambda: run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
