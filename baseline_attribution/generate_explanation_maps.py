@@ -20,30 +20,20 @@ from typing import Sequence
 
 from tqdm import tqdm
 
-from submodular_attribution.cli import get_args_parser as task_parser
 from submodular_attribution.cli import image_tensor, prepare
 from submodular_attribution.data import InputError, load_image_rgb, run_reporting_input_errors
 from submodular_attribution.results import REPO_ROOT, write_provenance
-from submodular_attribution.tasks import TASK_NAMES, get_task
+from submodular_attribution.tasks import get_task, model_parser
 
 from .base import REGISTRY, attribute
 from .maps import map_path, save_map
 from .models import attribution_model
 
 
-def _model_name(argv: Sequence[str] | None) -> str:
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--model", choices=TASK_NAMES, default="shapes")
-    return pre.parse_known_args(argv)[0].model
-
-
-def get_args_parser(model: str = "shapes") -> argparse.ArgumentParser:
-    parser = task_parser(get_task(model))
-    parser.prog = "python -m baseline_attribution.generate_explanation_maps"
-    parser.description = __doc__.split("\n\n")[0]
-    group = parser.add_argument_group("baseline")
+def get_args_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    parser, group = model_parser(argv, "python -m baseline_attribution.generate_explanation_maps",
+                                 __doc__.split("\n\n")[0], "baseline")
     group.add_argument("--method", required=True, choices=sorted(REGISTRY), help="attribution method")
-    group.add_argument("--model", choices=TASK_NAMES, default="shapes", help="model configuration (a task name)")
     group.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                        help="method keyword argument, a Python literal; repeatable")
     return parser
@@ -87,7 +77,7 @@ def run(args: argparse.Namespace) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = get_args_parser(_model_name(argv)).parse_args(argv)
+    args = get_args_parser(argv).parse_args(argv)
     return run_reporting_input_errors(lambda: run(args))
 
 

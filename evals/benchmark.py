@@ -40,14 +40,13 @@ from tqdm import tqdm
 from baseline_attribution.base import REGISTRY, AttributionModel, attribute
 from baseline_attribution.models import attribution_model
 from submodular_attribution.atomic import atomic_write
-from submodular_attribution.cli import get_args_parser as task_parser
 from submodular_attribution.cli import image_tensor, prepare, resolve_defaults
 from submodular_attribution.data import InputError, ListItem, load_image_rgb, run_reporting_input_errors
 from submodular_attribution.divisions import RegionDivider
 from submodular_attribution.objective import Weights
 from submodular_attribution.results import REPO_ROOT, rank_map
 from submodular_attribution.search import explain
-from submodular_attribution.tasks import TASK_NAMES, get_task
+from submodular_attribution.tasks import get_task, model_parser
 
 from .localization import energy_in_mask, pointing_game
 from .saliency_metrics import (
@@ -62,20 +61,9 @@ HEADERS = {"insertion_auc": "Insertion AUC ↑", "deletion_auc": "Deletion AUC �
            "energy": "Energy in mask ↑"}
 
 
-def _model_name(argv: Sequence[str] | None) -> str:
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--model", default="default")
-    name = pre.parse_known_args(argv)[0].model
-    return "shapes" if name == "default" else name
-
-
-def get_args_parser(task_name: str = "shapes") -> argparse.ArgumentParser:
-    parser = task_parser(get_task(task_name))
-    parser.prog = "python -m evals.benchmark"
-    parser.description = __doc__.split("\n\n")[0]
-    group = parser.add_argument_group("benchmark")
-    group.add_argument("--model", default="default", choices=("default", *TASK_NAMES),
-                       help="model configuration; default = the embedded shapes CNN")
+def get_args_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    parser, group = model_parser(argv, "python -m evals.benchmark", __doc__.split("\n\n")[0], "benchmark",
+                                 aliases={"default": "shapes"})
     group.add_argument("--methods", default="smdl,gradcam,ig,rise",
                        help=f"comma-separated: smdl and any of {', '.join(sorted(REGISTRY))}")
     group.add_argument("--output-dir", default=None, help="default: explanation_results/benchmark/<model>")
@@ -231,7 +219,7 @@ def run(args: argparse.Namespace) -> dict[str, dict]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = get_args_parser(_model_name(argv)).parse_args(argv)
+    args = get_args_parser(argv).parse_args(argv)
     return run_reporting_input_errors(lambda: run(args))
 
 

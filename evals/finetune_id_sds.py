@@ -276,21 +276,11 @@ def image_folder_items(folder: str | Path) -> tuple[list[ListItem], list[str]]:
 
 # --------------------------------------------------------------------------- CLI
 
-def _model_name(argv: Sequence[str] | None) -> str:
-    from submodular_attribution.tasks import TASK_NAMES
+def get_args_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    from submodular_attribution.tasks import model_parser
 
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--model", choices=TASK_NAMES, default="shapes")
-    return pre.parse_known_args(argv)[0].model
-
-
-def get_args_parser(model: str = "shapes") -> argparse.ArgumentParser:
-    from submodular_attribution.cli import get_args_parser as task_parser
-    from submodular_attribution.tasks import TASK_NAMES, get_task
-
-    parser = task_parser(get_task(model))
-    parser.prog = "python -m evals.finetune_id_sds"
-    parser.description = __doc__.split("\n\n")[0]
+    parser, group = model_parser(argv, "python -m evals.finetune_id_sds", __doc__.split("\n\n")[0],
+                                 "ID-SDS fine-tuning")  # run() names the tasks that have a classifier
     for action in parser._actions:  # re-purpose shared flags for training
         if action.dest == "batch_size":
             action.help = f"images per training step (default: {ID_SDS_RECIPE['batch_size']})"
@@ -301,9 +291,6 @@ def get_args_parser(model: str = "shapes") -> argparse.ArgumentParser:
         elif action.dest == "seed":
             action.help = "seeds shuffling and cell deletions"
     parser.set_defaults(grid=ID_SDS_RECIPE["grid"])
-    group = parser.add_argument_group("ID-SDS fine-tuning")
-    group.add_argument("--model", choices=TASK_NAMES, default="shapes",
-                       help=f"model configuration (a task name with a classifier: {', '.join(CLASSIFIER_TASKS)})")
     group.add_argument("--image-folder", default=None, help="training images in <class>/<file> folders")
     group.add_argument("--output", default=None,
                        help="where to save the fine-tuned weights (default: <checkpoint stem>-id-sds.pth beside it)")
@@ -426,7 +413,7 @@ def run(args: argparse.Namespace) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = get_args_parser(_model_name(argv)).parse_args(argv)
+    args = get_args_parser(argv).parse_args(argv)
     return run_reporting_input_errors(lambda: run(args))
 
 

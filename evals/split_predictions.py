@@ -35,10 +35,9 @@ import torch
 from tqdm import tqdm
 
 from submodular_attribution.atomic import atomic_write
-from submodular_attribution.cli import get_args_parser as task_parser
 from submodular_attribution.cli import image_tensor, prepare
 from submodular_attribution.data import InputError, ListItem, load_image_rgb, run_reporting_input_errors
-from submodular_attribution.tasks import TASK_NAMES, get_task
+from submodular_attribution.tasks import get_task, model_parser
 
 CSV_COLUMNS = ("path", "label", "prediction", "p_label", "p_prediction")
 
@@ -57,18 +56,8 @@ class Prediction:
         return self.prediction == self.item.label
 
 
-def _model_name(argv: Sequence[str] | None) -> str:
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--model", choices=TASK_NAMES, default="shapes")
-    return pre.parse_known_args(argv)[0].model
-
-
-def get_args_parser(model: str = "shapes") -> argparse.ArgumentParser:
-    parser = task_parser(get_task(model))
-    parser.prog = "python -m evals.split_predictions"
-    parser.description = __doc__.split("\n\n")[0]
-    group = parser.add_argument_group("split")
-    group.add_argument("--model", choices=TASK_NAMES, default="shapes", help="model configuration (a task name)")
+def get_args_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    parser, _ = model_parser(argv, "python -m evals.split_predictions", __doc__.split("\n\n")[0], "split")
     return parser
 
 
@@ -138,7 +127,7 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = get_args_parser(_model_name(argv)).parse_args(argv)
+    args = get_args_parser(argv).parse_args(argv)
     return run_reporting_input_errors(lambda: run(args))
 
 
