@@ -7,7 +7,9 @@
 ``--model-name`` … — and data flags are accepted too). Maps are H×W float32 at the model's
 input resolution, saved as ``<save-dir>/<class>/<stem>.npy``; finished images are skipped, and
 torchrun ranks share the list like the SMDL scripts. Method options: ``--option key=value``
-(Python literals), e.g. ``--option num_masks=4000 --option recalibrate=True``. The maps serve as
+(Python literals), e.g. ``--option N=4000 --option recalibrate=True``. References: ``eg`` and
+``lpi`` draw them from ``--reference-folder`` (LPI clusters the model's outputs on them, once per
+run); ``ig2`` uses ``n_refs`` images of other classes from the evaluation list. The maps serve as
 baselines in the evaluations and as priors for ``--division prior`` of the SMDL scripts.
 """
 from __future__ import annotations
@@ -15,13 +17,16 @@ from __future__ import annotations
 import argparse
 import ast
 import sys
+import zlib
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+import torch
 from tqdm import tqdm
 
 from submodular_attribution.cli import image_tensor, prepare
-from submodular_attribution.data import InputError, load_image_rgb, run_reporting_input_errors
+from submodular_attribution.data import InputError, ListItem, load_image_rgb, read_eval_list, run_reporting_input_errors
 from submodular_attribution.results import REPO_ROOT, write_provenance
 from submodular_attribution.tasks import get_task, model_parser
 
@@ -36,6 +41,10 @@ def get_args_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParse
     group.add_argument("--method", required=True, choices=sorted(REGISTRY), help="attribution method")
     group.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                        help="method keyword argument, a Python literal; repeatable")
+    group.add_argument("--reference-folder", default=None,
+                       help="eg, lpi: reference images (every image file below it, sorted), at the input size")
+    group.add_argument("--num-references", type=int, default=64,
+                       help="eg, lpi: use at most this many reference images")
     return parser
 
 
@@ -52,6 +61,32 @@ def parse_options(pairs: Sequence[str]) -> dict:
     return options
 
 
+FOLDER_REFERENCES = {"eg": "references", "lpi": "reference_images"}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+def _folder_references(args: argparse.Namespace, load) -> torch.Tensor:
+    """EG's and LPI's reference set: the first ``--num-references`` images below ``--reference-folder``."""
+    if not args.reference_folder:
+        raise InputError(f"--method {args.method} needs --reference-folder DIR (images to draw references from)")
+    folder = Path(args.reference_folder)
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
+    if not files:
+        raise InputError(f"{folder}: no images found for --reference-folder")
+    return torch.stack([load(p) for p in files[: args.num_references]])
+
+
+def _other_class_images(items: list[ListItem], item: ListItem, root: Path, load, seed: int, count: int = 5):
+    """IG²'s references for one image: ``count`` images of other classes from the list, chosen
+    reproducibly per image (independent of sharding)."""
+    others = [i for i in items if i.label != item.label]
+    if not others:
+        raise InputError("--method ig2 needs images of at least two classes in the list (its references)")
+    rng = np.random.default_rng([seed, zlib.crc32(item.path.encode())])
+    picks = rng.choice(len(others), size=min(count, len(others)), replace=False)
+    return torch.stack([load(root / others[i].path) for i in sorted(picks)])
+
+
 def run(args: argparse.Namespace) -> Path:
     task = get_task(args.model)
     options = parse_options(args.option)
@@ -60,10 +95,18 @@ def run(args: argparse.Namespace) -> Path:
     ready = prepare(task, args)
     model = attribution_model(ready.scorer, batch_size=args.batch_size)
     write_provenance(save_dir, {**vars(args), "rank": ready.worker.rank})
+    size = tuple(args.input_size)
+    load = lambda path: image_tensor(load_image_rgb(path, size))  # noqa: E731
+    if args.method in FOLDER_REFERENCES:
+        options[FOLDER_REFERENCES[args.method]] = _folder_references(args, load).to(model.device)
+    all_items = read_eval_list(args.eval_list)  # IG²'s references: other-class images of the whole list
     todo = [i for i in ready.items if not map_path(save_dir, str(i.label), i.stem).is_file()]
     print(f"{save_dir}: {len(ready.items) - len(todo)} of {len(ready.items)} maps already done", file=sys.stderr)
     for item in tqdm(todo, desc=args.method, unit="img", disable=None if ready.worker.is_main else True):
-        x = image_tensor(load_image_rgb(ready.root / item.path, tuple(args.input_size)))[None].to(model.device)
+        x = load(ready.root / item.path)[None].to(model.device)
+        if args.method == "ig2":
+            count = options.get("n_refs") or 5
+            options["references"] = _other_class_images(all_items, item, ready.root, load, args.seed, count).to(model.device)
         if args.target == "prediction":
             target = int(model.batched_probs(x).argmax())
         else:

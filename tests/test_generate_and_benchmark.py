@@ -64,3 +64,17 @@ def test_benchmark_table_and_resume(tmp_path, shapes_list, trained_shapes, capsy
     capsys.readouterr()
     assert benchmark.main([*args, "--methods", "smdl,nope"]) == 2
     assert "--methods: unknown nope" in capsys.readouterr().err
+
+
+def test_reference_methods_get_their_references(tmp_path, shapes_list, trained_shapes, capsys):
+    base = ["--model", "shapes", "--eval-list", str(shapes_list), "--checkpoint", str(trained_shapes[0]),
+            "--device", "cpu"]
+    images = shapes_list.parent / "images"
+    assert generate.main(["--method", "lpi", "--reference-folder", str(images), "--option", "num_centres=2",
+                          "--option", "n_alphas=2", "--save-dir", str(tmp_path / "lpi"), *base]) == 0
+    assert len(list((tmp_path / "lpi").glob("*/*.npy"))) == 3
+    assert generate.main(["--method", "ig2", "--option", "steps=4", "--option", "n_refs=2",
+                          "--save-dir", str(tmp_path / "ig2"), *base]) == 0  # other-class images of the list
+    assert np.isfinite(np.load(next((tmp_path / "ig2").glob("*/*.npy")))).all()
+    assert generate.main(["--method", "eg", "--save-dir", str(tmp_path / "eg"), *base]) == 2
+    assert "--method eg needs --reference-folder" in capsys.readouterr().err
