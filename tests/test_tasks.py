@@ -129,3 +129,16 @@ def test_wrong_weights_and_model_name_are_one_line_errors(tmp_path, data, capsys
     assert "none.bin: checkpoint not found" in capsys.readouterr().err
     assert smdl_explanation_imagenet_clip.main([*args, "--division", "sam"]) == 2
     assert "--division sam needs --sam-masks" in capsys.readouterr().err
+
+
+def test_sam_inline_with_a_checkpoint(tmp_path, data, clip_checkpoint):
+    _, write_list = data
+    torch.manual_seed(0)
+    torch.save(build_tiny_sam().state_dict(), tmp_path / "sam.pth")
+    (tmp_path / "names.txt").write_text("a\nb\nc\n")
+    run_dir, results = _run(
+        smdl_explanation_imagenet_clip, tmp_path, "--eval-list", str(write_list([0, 1])), "--model-name", TINY_CLIP,
+        "--checkpoint", str(clip_checkpoint), "--class-names", str(tmp_path / "names.txt"),
+        "--semantic-cache", str(tmp_path / "cache"), "--input-size", "32", "--division", "sam",
+        "--sam-checkpoint", str(tmp_path / "sam.pth"), "--sam-model-type", "vit_tiny")
+    assert results[0].record["division"]["model_type"] == "vit_tiny"
