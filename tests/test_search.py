@@ -169,3 +169,11 @@ def test_unknown_search_name(tiny_case):
     image, labels, scorer = tiny_case
     with pytest.raises(ValueError, match="unknown search 'beam'"):
         explain(scorer, image, labels, 0, Weights(), search="beam")
+
+
+def test_engine_benchmark_prints_counts(capsys):
+    from submodular_attribution import benchmark_engine
+
+    assert benchmark_engine.main(["--device", "cpu", "--regions", "4", "--batch-size", "8"]) == 0
+    out = capsys.readouterr().out
+    assert "greedy" in out and " 24 " in out  # N + N(N+1) = 24 forwards for N = 4
