@@ -46,6 +46,7 @@ from submodular_attribution.divisions import RegionDivider
 from submodular_attribution.objective import Weights
 from submodular_attribution.results import REPO_ROOT, rank_map
 from submodular_attribution.search import explain
+from submodular_attribution.shapes import load_mask
 from submodular_attribution.tasks import get_task, model_parser
 
 from .localization import energy_in_mask, pointing_game
@@ -89,17 +90,6 @@ class CountingModel(AttributionModel):
         return counting
 
 
-def _mask_for(item: ListItem, root: Path) -> np.ndarray | None:
-    """The object mask of a default-benchmark image (``masks/`` beside ``images/``), if any."""
-    path = root / item.path
-    if "images" not in path.parts:
-        return None
-    from submodular_attribution.shapes import mask_path_for
-
-    mask_path = mask_path_for(path)
-    return load_image_rgb(mask_path)[..., 0] > 127 if mask_path.is_file() else None
-
-
 def _explain_smdl(args, task, scorer, divider, image: np.ndarray, x: torch.Tensor, item: ListItem, target: int):
     weights = Weights.from_positional(args.lambda1, args.lambda2, args.lambda3, args.lambda4)
     labels = divider(image, item)
@@ -130,7 +120,7 @@ def _row(args, task, scorer, model: CountingModel, divider, method: str, item: L
            "incdel_morf": incremental_deletion(model, x, target, saliency, order="descending"),
            "incdel_lerf": incremental_deletion(model, x, target, saliency, order="ascending"),
            "curves": {k: np.asarray(curves[k]).tolist() for k in ("x_ins", "y_ins", "x_del", "y_del")}}
-    mask = _mask_for(item, root)
+    mask = load_mask(root / item.path)  # default-benchmark images carry an object mask
     if mask is not None:
         row["pointing"] = float(pointing_game(saliency, mask))
         row["energy"] = energy_in_mask(saliency, mask)

@@ -20,7 +20,7 @@ from visualization.overlay import save_curves_figure, save_explanation_figure
 from .cli import get_args_parser, run
 from .data import load_image_rgb
 from .results import REPO_ROOT, iter_results
-from .shapes import CLASS_NAMES, mask_path_for, write_eval_set
+from .shapes import CLASS_NAMES, load_mask, write_eval_set
 from .smdl_explanation_shapes import DEFAULT_LIST, TASK
 
 SEARCH_LABELS = {"greedy": "SMDL exact greedy", "bidirectional": "SMDL bidirectional (p=8)",
@@ -39,12 +39,8 @@ def get_demo_parser() -> argparse.ArgumentParser:
 
 
 def _pointing(run_dir: Path, list_root: Path) -> float:
-    hits = [first_regions_hit(r.npy, _load_mask(list_root / r.record["image"])) for r in iter_results(run_dir)]
+    hits = [first_regions_hit(r.npy, load_mask(list_root / r.record["image"])) for r in iter_results(run_dir)]
     return float(np.mean(hits))
-
-
-def _load_mask(image_path: Path) -> np.ndarray:
-    return load_image_rgb(mask_path_for(image_path))[..., 0] > 127
 
 
 def main(argv=None) -> int:

@@ -7,9 +7,8 @@ import numpy as np
 from evals.auc import summarize_run
 from evals.localization import first_regions_hit
 from submodular_attribution import smdl_explanation_shapes as shapes_script
-from submodular_attribution.data import load_image_rgb
 from submodular_attribution.results import iter_results
-from submodular_attribution.shapes import mask_path_for, write_eval_set
+from submodular_attribution.shapes import load_mask, write_eval_set
 
 
 def test_shapes_script_beats_random_ordering(tmp_path, trained_shapes):
@@ -22,8 +21,8 @@ def test_shapes_script_beats_random_ordering(tmp_path, trained_shapes):
         (run_dir,) = [p for p in (tmp_path / "out").iterdir() if p.name.endswith(
             {"greedy": "5.0", "bidirectional": "pending-samples-8", "random": "seed-0"}[search])]
         summaries[search] = summarize_run(run_dir)
-        pointing[search] = np.mean([first_regions_hit(r.npy, load_image_rgb(
-            mask_path_for(eval_list.parent / r.record["image"]))[..., 0] > 127) for r in iter_results(run_dir)])
+        pointing[search] = np.mean([first_regions_hit(r.npy, load_mask(eval_list.parent / r.record["image"]))
+                                    for r in iter_results(run_dir)])
     for search in ("greedy", "bidirectional"):
         assert summaries[search]["num_images"] == 6
         assert summaries[search]["insertion_auc"] > summaries["random"]["insertion_auc"] + 0.2

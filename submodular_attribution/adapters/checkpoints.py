@@ -12,20 +12,26 @@ from ..data import InputError
 PREFIXES = ("module.", "model.")  # DataParallel / Lightning-style wrappers
 
 
-def read_state_dict(path: str | Path, keys: Iterable[str] = ("state_dict", "model", "model_state_dict")) -> dict:
-    """Read a checkpoint on the CPU and return its tensor dict (unwrapping common containers)."""
+def read_tensor_file(path: str | Path, what: str = "checkpoint") -> object:
+    """Load a ``torch.save``/safetensors file on the CPU (tensors only); a missing or unreadable
+    file is an InputError naming it and ``what`` it should be."""
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"{path}: checkpoint not found (see ckpt/README.md for where to get it)")
+        hint = " (see ckpt/README.md for where to get it)" if what == "checkpoint" else ""
+        raise InputError(f"{path}: {what} not found{hint}")
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
 
-            obj = load_file(str(path), device="cpu")
-        else:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
+            return load_file(str(path), device="cpu")
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for a corrupt or foreign file
-        raise InputError(f"{path}: cannot read checkpoint ({type(err).__name__}: {str(err).splitlines()[0]})") from None
+        raise InputError(f"{path}: cannot read {what} ({type(err).__name__}: {str(err).splitlines()[0]})") from None
+
+
+def read_state_dict(path: str | Path, keys: Iterable[str] = ("state_dict", "model", "model_state_dict")) -> dict:
+    """Read a checkpoint on the CPU and return its tensor dict (unwrapping common containers)."""
+    obj = read_tensor_file(path)
     for key in keys:
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]

@@ -33,7 +33,7 @@ from torch import nn
 
 from ..data import InputError
 from ..models import ModelOutput
-from .checkpoints import load_weights, read_state_dict, strip_prefixes
+from .checkpoints import load_weights, read_state_dict, read_tensor_file, strip_prefixes
 
 FACE_SIZE = 112
 EMBEDDING_DIM = 512
@@ -214,17 +214,7 @@ def load_prototypes(path: str | Path) -> torch.Tensor:
     """A C×512 tensor file: a bare tensor, ``{"prototypes": T}``, or a dict holding one tensor
     (e.g. ``{"weight": W}`` of an ArcFace margin head). Not normalised here."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: prototypes file not found")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            obj = load_file(str(path), device="cpu")
-        else:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise InputError(f"{path}: cannot read prototypes ({type(err).__name__}: {str(err).splitlines()[0]})") from None
+    obj = read_tensor_file(path, "prototypes file")
     if isinstance(obj, dict):
         tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
         if isinstance(obj.get("prototypes"), torch.Tensor):

@@ -11,6 +11,7 @@ from .data import (
     NUM_CLASSES,
     make_split,
     mask_path_for,
+    load_mask,
     render_sample,
     write_eval_set,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "NUM_CLASSES",
     "make_split",
     "mask_path_for",
+    "load_mask",
     "render_sample",
     "write_eval_set",
     "DEFAULT_CKPT",

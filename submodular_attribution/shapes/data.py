@@ -34,6 +34,7 @@ __all__ = [
     "make_split",
     "write_eval_set",
     "mask_path_for",
+    "load_mask",
 ]
 
 #: Bump whenever the generator changes in a way that changes the images
@@ -237,6 +238,16 @@ def mask_path_for(image_path: str | Path) -> Path:
             parts[i] = "masks"
             return Path(*parts)
     raise ValueError(f"{image_path}: not inside an 'images' folder")
+
+
+def load_mask(image_path: str | Path) -> np.ndarray | None:
+    """The H×W bool object mask stored beside an image of the benchmark, or None if there is none."""
+    try:
+        path = mask_path_for(image_path)
+    except ValueError:
+        return None
+    mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE) if path.is_file() else None
+    return None if mask is None else mask > 127
 
 
 def _write_png(path: Path, array: np.ndarray) -> None:
