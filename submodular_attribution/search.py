@@ -1,14 +1,19 @@
 """Searches that order all N regions of an image (spec §4).
 
 * ``greedy``: exact greedy; every step scores each remaining candidate c by F(S ∪ {c}).
-* ``bidirectional``: LIMA's search; each forward step is paired with a backward step that
-  moves the least important region (exact F(D ∪ {c}) among the ``pending_samples``
-  candidates with the lowest forward-step score) to the removed set D. Order = S + reversed(D).
+* ``bidirectional``: LIMA's search; a forward step is paired with a backward step that
+  moves the least important region (exact F(D ∪ {c}) among the ``pending_samples`` = p
+  candidates with the lowest forward-step score) to the removed set D. As in the original
+  code the rule is decided before the forward step: the backward step follows it while more
+  than p candidates remain before that forward step (with p + 1 left, one more backward step
+  is taken); after that only forward steps. Order = S + reversed(D).
 * ``random``: a seeded random order of the same regions, scored the same way (a control).
 
 Every search returns the order and, for each prefix of it, the four terms and F.
 The full set V never costs a forward beyond the two reference images, and the last
-forward step of the bidirectional search is the complement of D, already scored.
+forward step of the bidirectional search is the complement of D, already scored; so is a
+backward step whose only candidate is the last remaining region (p = 1, two left), since
+D ∪ {c} is then the complement of the forward step's S ∪ {best}.
 """
 from __future__ import annotations
 
@@ -89,28 +94,37 @@ def bidirectional_order(
     backward, backward_scores = [], []  # backward_scores[m-1]: scores of the first m removed regions
     while remaining.any():
         candidates = remaining.nonzero().flatten()
+        # The original's rule, decided before the forward step: a backward step follows it
+        # iff more than p candidates remain now (so with p + 1 left, one more is taken).
+        # Then at least p others remain after the forward step: the pool always holds p.
+        take_backward = len(candidates) > pending_samples
         if len(candidates) == 1:  # forced: S ∪ {c} = V ∖ D, the complement of a scored set
             best = int(candidates[0])
             scores = backward_scores[-1].complement() if backward else ev.full_set_scores()
         else:
             all_scores, objective = _score(ev, _add_each(selected, candidates), weights, distances)
-            index = int(objective.argmax())
+            index = int(objective.argmax())  # first maximum: ties go to the lowest region id
             best, scores = int(candidates[index]), all_scores.select(slice(index, index + 1))
         selected[best], remaining[best] = True, False
         forward.append(best)
         forward_scores.append(scores)
-        if int(remaining.sum()) <= pending_samples:
+        if not take_backward:
             continue
         # Backward step: the forward step's F(S ∪ {c}) is the proxy, so no new forwards here.
         keep = candidates != best
         others, proxy = candidates[keep], objective[keep]
-        pool = others[torch.argsort(proxy, stable=True)[:pending_samples]]
-        pool_scores, pool_objective = _score(ev, _add_each(removed, pool), weights, distances)
-        index = int(pool_objective.argmin())
-        worst = int(pool[index])
+        if len(others) == 1:  # p = 1, two were left: D ∪ {c} = V ∖ (S ∪ {best}), just scored
+            worst, worst_scores = int(others[0]), scores.complement()
+        else:
+            pool = others[torch.argsort(proxy, stable=True)[:pending_samples]]
+            pool_scores, pool_objective = _score(ev, _add_each(removed, pool), weights, distances)
+            index = int(pool_objective.argmin())  # first minimum: ties go to the lowest proxy
+            worst, worst_scores = int(pool[index]), pool_scores.select(slice(index, index + 1))
         removed[worst], remaining[worst] = True, False
         backward.append(worst)
-        backward_scores.append(pool_scores.select(slice(index, index + 1)))
+        backward_scores.append(worst_scores)
+    # remaining is empty: S ∪ D = V. S's own score is the last forward step's (computed
+    # directly when a backward step emptied ``remaining``, else the forced step's complement).
     # Prefix S + reversed(D)[:j] is V ∖ (first |D|−j removed), the complement of a scored set.
     tail = [backward_scores[m - 1].complement() if m else ev.full_set_scores() for m in range(len(backward) - 1, -1, -1)]
     return forward + backward[::-1], forward_scores + tail

@@ -7,6 +7,7 @@ import torch
 
 from submodular_attribution.objective import Weights
 from submodular_attribution.search import explain
+from submodular_attribution.models import ModelOutput
 from tests.conftest import AdditiveScorer, TinyScorer, random_labels
 
 
@@ -54,18 +55,24 @@ class Oracle:
         return order
 
     def bidirectional(self, n, p):
-        s, d = [], []
-        while len(s) + len(d) < n:
-            rest = [c for c in range(n) if c not in s and c not in d]
-            values = [self.F(s + [c]) for c in rest]
-            best = int(np.argmax(values))
-            s.append(rest[best])
-            others = [(v, c) for i, (v, c) in enumerate(zip(values, rest)) if i != best]
-            if len(others) > p:
-                pool = [c for _, c in sorted(others, key=lambda vc: vc[0])[:p]]
-                d.append(pool[int(np.argmin([self.F(d + [c]) for c in pool]))])
+        """LIMA's rule as in the original code, decided before each forward step: while more
+        than p candidates remain, the forward step is followed by a backward step."""
+        s, d, rest = [], [], set(range(n))
+        while rest:
+            with_backward = len(rest) > p
+            candidates = sorted(rest)
+            values = [self.F(s + [c]) for c in candidates]
+            best = candidates[int(np.argmax(values))]
+            s.append(best)
+            rest.discard(best)
+            if with_backward:
+                # proxy: the forward step's values; ties to the lower region id
+                others = sorted((v, c) for v, c in zip(values, candidates) if c != best)
+                pool = [c for _, c in others[:p]]
+                worst = pool[int(np.argmin([self.F(d + [c]) for c in pool]))]
+                d.append(worst)
+                rest.discard(worst)
         return s + d[::-1]
-
 
 WEIGHTS = [Weights(0.0, 0.05, 1.0, 1.0), Weights(1.0, 1.0, 1.0, 1.0), Weights(0.01, 0.0, 20.0, 5.0)]
 
@@ -89,10 +96,8 @@ def test_greedy_matches_brute_force_step_by_step(weights, seed):
         assert trace.confidence[i] == pytest.approx(t["confidence"], abs=1e-9)
 
 
-@pytest.mark.parametrize("weights", WEIGHTS, ids=["clip", "ones", "classifier"])
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_bidirectional_matches_its_definition_and_reports_true_prefix_scores(weights, seed):
-    h, w, n, p = 4, 5, 7, 2
+def _check_bidirectional(n, p, weights, seed, h=4, w=5):
+    """The search's order equals the oracle's, and every per-prefix term equals direct evaluation."""
     labels = random_labels(h, w, n, seed=seed)
     image = torch.rand(3, h, w, generator=torch.Generator().manual_seed(seed + 20), dtype=torch.float64)
     scorer = TinyScorer(h * w, seed=seed + 5)
@@ -106,7 +111,63 @@ def test_bidirectional_matches_its_definition_and_reports_true_prefix_scores(wei
         assert trace.consistency[i] == pytest.approx(t["consistency"], abs=1e-9)
         assert trace.collaboration[i] == pytest.approx(t["collaboration"], abs=1e-9)
         assert trace.confidence[i] == pytest.approx(t["confidence"], abs=1e-9)
+        if trace.effectiveness is not None:
+            assert trace.effectiveness[i] == pytest.approx(t["effectiveness"], abs=1e-9)
         assert trace.smdl_score[i] == pytest.approx(oracle.F(prefix), abs=1e-9)
+    return trace
+
+
+@pytest.mark.parametrize("weights", WEIGHTS, ids=["clip", "ones", "classifier"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_bidirectional_matches_its_definition_and_reports_true_prefix_scores(weights, seed):
+    _check_bidirectional(7, 2, weights, seed)
+
+
+# Odd N, p = 1 (a backward step can empty the remaining set), N = p + 1 and N = p + 2.
+EDGE_CASES = [(7, 2), (9, 4), (8, 4), (7, 1), (8, 1), (9, 1), (2, 1), (3, 1), (3, 2), (4, 2), (5, 4), (6, 4)]
+
+
+@pytest.mark.parametrize("weights", WEIGHTS[:2], ids=["clip", "ones"])
+@pytest.mark.parametrize("n,p", EDGE_CASES, ids=[f"N{n}-p{p}" for n, p in EDGE_CASES])
+@pytest.mark.parametrize("seed", [3, 4])
+def test_bidirectional_edge_cases_match_oracle_prefix_by_prefix(n, p, weights, seed):
+    _check_bidirectional(n, p, weights, seed)
+
+
+class TableScorer:
+    """Two classes; p_1 of an image = table[set of regions present] (region r present when its
+    pixels are non-zero): any interaction between regions can be written down by hand."""
+
+    def __init__(self, labels, table, default=0.5):
+        self.device = torch.device("cpu")
+        self.num_classes = 2
+        self.labels, self.table, self.default = labels.flatten(), table, default
+
+    def __call__(self, images):
+        red = images[:, 0].double().reshape(len(images), -1)
+        n = int(self.labels.max()) + 1
+        present = [frozenset(r for r in range(n) if bool((row[self.labels == r] > 0).all())) for row in red]
+        p1 = torch.tensor([self.table.get(s, self.default) for s in present], dtype=torch.float64)
+        return ModelOutput(probs=torch.stack([1 - p1, p1], -1))
+
+
+def test_step_with_p_plus_one_candidates_left_takes_a_backward_step():
+    """Regression: with p + 1 candidates left before a forward step, the original code follows it
+    with one more backward step. The old rule (checked after the forward step) took none, so at
+    N = p + 1 it degenerated to exact greedy: here [0, 2, 1] instead of [0, 1, 2]."""
+    labels = torch.arange(3).reshape(1, 3)
+    table = {frozenset({0}): 0.9, frozenset({1}): 0.5, frozenset({2}): 0.1,
+             frozenset({0, 1}): 0.2, frozenset({0, 2}): 0.8, frozenset({1, 2}): 0.3, frozenset({0, 1, 2}): 0.7}
+    scorer = TableScorer(labels, table, default=0.05)
+    image = torch.ones(3, 1, 3, dtype=torch.float64)
+    consistency_only = Weights(0, 0, 1, 0)
+    # forward: argmax F({c}) = 0; backward (pool = {1, 2}, D = ∅): argmin F({c}) = 2; forced: 1
+    trace = explain(scorer, image, labels, 1, consistency_only, search="bidirectional", pending_samples=2)
+    assert trace.order == [0, 1, 2]
+    assert trace.consistency == pytest.approx([0.9, 0.2, 0.7], abs=1e-12)
+    # exact greedy (what the old rule gave at N = p + 1) adds 2 second since F({0, 2}) > F({0, 1})
+    greedy = explain(scorer, image, labels, 1, consistency_only, search="greedy")
+    assert greedy.order == [0, 2, 1]
 
 
 def test_additive_model_greedy_orders_by_contribution():
@@ -120,6 +181,17 @@ def test_additive_model_greedy_orders_by_contribution():
     assert trace.order == torch.argsort(contributions, descending=True).tolist()
 
 
+def bidirectional_forwards(n, p, effectiveness):
+    """Forward passes of the bidirectional search: 2 reference images, [N embeddings], 2k for a
+    forward step with k > 1 candidates (the forced k = 1 step is free), 2p per backward step
+    (free when its only candidate is the last region: p = 1, even N)."""
+    b = (n - p + 1) // 2 if n > p else 0  # backward steps, at k = N, N − 2, … while k > p
+    k0 = n - 2 * b  # candidates left for the forward-only steps (p − 1 or p, or N ≤ p)
+    paired = 2 * b * (n - b + 1) + 2 * p * b - (2 if b and k0 == 0 else 0)
+    forward_only = k0 * (k0 + 1) - 2 if k0 >= 1 else 0  # Σ 2k for k = k0 … 2
+    return 2 + (n if effectiveness else 0) + paired + forward_only
+
+
 @pytest.mark.parametrize("side,p,greedy_count,bidirectional_count", [(7, 8, 2499, 1659), (10, 8, 10200, 5968)])
 def test_forward_pass_counts_match_spec(side, p, greedy_count, bidirectional_count):
     n = side * side
@@ -130,9 +202,20 @@ def test_forward_pass_counts_match_spec(side, p, greedy_count, bidirectional_cou
     greedy = explain(scorer, image, labels, 0, weights, search="greedy", batch_size=256)
     bidir = explain(scorer, image, labels, 0, weights, search="bidirectional", pending_samples=p, batch_size=256)
     assert greedy.forward_passes == greedy_count == n + n * (n + 1)
-    assert bidir.forward_passes == bidirectional_count
+    assert bidir.forward_passes == bidirectional_count == bidirectional_forwards(n, p, True)
     no_eff = explain(scorer, image, labels, 0, Weights(0.01, 0, 20, 5), search="bidirectional", pending_samples=p)
     assert no_eff.forward_passes == bidirectional_count - n  # embeddings only when λ_eff ≠ 0
+
+
+COUNT_CASES = [(1, 1), (2, 1), (3, 1), (8, 1), (9, 1), (3, 2), (4, 2), (7, 2), (8, 2), (9, 8), (10, 8), (11, 8), (12, 8)]
+
+
+@pytest.mark.parametrize("n,p", COUNT_CASES, ids=[f"N{n}-p{p}" for n, p in COUNT_CASES])
+def test_bidirectional_forward_pass_formula(n, p):
+    labels = torch.arange(n).reshape(1, n)
+    image = torch.rand(3, 1, n, generator=torch.Generator().manual_seed(n))
+    trace = explain(TinyScorer(n), image, labels, 0, Weights(1, 0, 1, 1), search="bidirectional", pending_samples=p)
+    assert trace.forward_passes == bidirectional_forwards(n, p, False)
 
 
 def test_random_order_is_seeded_and_cheap():
