@@ -18,7 +18,7 @@ $(STAMP): requirements.txt requirements-test.txt requirements-test-nodeps.txt py
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m submodular_attribution.demo
+	$(PY) -m submodular_attribution.apps.demo
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -20,7 +20,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from submodular_attribution.models import DifferentiableScorer
+
 MethodFn = Callable[..., torch.Tensor]
+# A batch of images, or a builder ``build(lo, hi)`` of images lo..hi−1 (see AttributionModel.batched).
+Images = torch.Tensor | Callable[[int, int], torch.Tensor]
 REGISTRY: dict[str, MethodFn] = {}
 
 
@@ -64,20 +68,41 @@ class AttributionModel:
         return self.logits(images).softmax(dim=-1)
 
     @torch.no_grad()
-    def batched_probs(self, images: torch.Tensor) -> torch.Tensor:
-        """Softmax probabilities of many images, ``batch_size`` at a time, without gradients."""
-        return torch.cat([self.probs(chunk) for chunk in images.split(self.batch_size)])
+    def batched(self, fn: Callable[[torch.Tensor], torch.Tensor], images: Images,
+                count: int | None = None) -> torch.Tensor:
+        """``fn`` of many images, ``batch_size`` at a time, without gradients: N×… results
+        concatenated along dim 0.
+
+        images: an N×3×H×W tensor, or a builder ``build(lo, hi) -> (hi − lo)×3×H×W`` together
+        with ``count`` = N, so that perturbed images exist one chunk at a time.
+        """
+        if callable(images):
+            if count is None:
+                raise ValueError("count is required when images is a builder")
+            build = images
+        else:
+            count, build = len(images), lambda lo, hi: images[lo:hi]
+        step = max(1, int(self.batch_size))
+        return torch.cat([fn(build(lo, min(count, lo + step))) for lo in range(0, count, step)])
+
+    def batched_logits(self, images: Images, count: int | None = None) -> torch.Tensor:
+        """N×C logits of many images (a tensor, or a builder and ``count``: see :meth:`batched`)."""
+        return self.batched(self.logits, images, count)
+
+    def batched_probs(self, images: Images, count: int | None = None) -> torch.Tensor:
+        """N×C softmax probabilities of many images (as :meth:`batched_logits`)."""
+        return self.batched(self.probs, images, count)
 
 
-def from_scorer(scorer, batch_size: int = 64) -> AttributionModel:
-    """An :class:`AttributionModel` for a scorer that has a differentiable ``logits`` method."""
-    if not hasattr(scorer, "logits"):
-        raise TypeError(f"{type(scorer).__name__} has no differentiable logits(); gradient methods need one")
-    module = getattr(scorer, "attribution_module", None)
-    mean = getattr(scorer, "mean", None)
-    pixel_mean = tuple(float(v) for v in mean.reshape(-1)) if mean is not None and mean.numel() == 3 else None
+def from_scorer(scorer: DifferentiableScorer, batch_size: int = 64) -> AttributionModel:
+    """An :class:`AttributionModel` for a scorer that meets the :class:`DifferentiableScorer`
+    contract (differentiable logits, the network to hook, its neutral colour, a representation)."""
+    if not isinstance(scorer, DifferentiableScorer):
+        raise TypeError(f"{type(scorer).__name__} is not a DifferentiableScorer (needs logits(), representation(), "
+                        "attribution_module and pixel_mean); gradient methods need one")
     return AttributionModel(logits=scorer.logits, num_classes=scorer.num_classes, device=scorer.device,
-                            module=module, batch_size=batch_size, pixel_mean=pixel_mean)
+                            module=scorer.attribution_module, representation=scorer.representation,
+                            batch_size=batch_size, pixel_mean=scorer.pixel_mean)
 
 
 def attribute(method: str, model: AttributionModel, images: torch.Tensor, targets, *, numpy: bool = False,

@@ -10,8 +10,9 @@ Common behaviour:
   scored one chunk at a time; only the small designs (grid bits, shifts, on/off vectors, QMC
   points) are held in full, so memory does not grow with the number of samples.
 * Randomness comes from ``seed`` (default 0) through a CPU :class:`torch.Generator` (or
-  scipy's QMC generator for Sobol), so designs are identical on every device and do not depend
-  on ``model.batch_size``; RISE-U's noise images are drawn on the device from one seed per mask.
+  scipy's QMC samplers for HSIC and Sobol), so designs are identical on every device and do not
+  depend on ``model.batch_size``; RISE-U's noise images are drawn on the device from one seed per
+  mask.
   The same design is used for every image of a batch, and an image's map does not depend on
   the other images of the batch.
 * Masks keep a pixel where they are 1; a removed pixel is replaced by the ``baseline`` value
@@ -238,8 +239,7 @@ def occlusion(model: AttributionModel, images: torch.Tensor, targets: torch.Tens
             masks[j, y:y + window, x:x + window] = 0
         return masks, None
 
-    with torch.no_grad():
-        full = model.batched_probs(images)[torch.arange(len(images), device=device), targets].double()
+    full = model.batched_probs(images)[torch.arange(len(images), device=device), targets].double()
     scores = _score_design(model, images, targets, len(boxes), build, baseline)
     drops = (full[:, None] - scores).float()  # B×windows
     total = torch.zeros(len(images), H, W, device=device)
@@ -255,16 +255,6 @@ def occlusion(model: AttributionModel, images: torch.Tensor, targets: torch.Tens
 # --------------------------------------------------------------------------------------------
 
 
-def _weighted_ridge(X: torch.Tensor, y: torch.Tensor, w: torch.Tensor, alpha: float) -> torch.Tensor:
-    """argmin_β,b Σ_i w_i (y_i − b − x_i·β)² + α‖β‖² (intercept unpenalised), float64 closed form."""
-    sw = w.sum()
-    x_mean = (w[:, None] * X).sum(0) / sw
-    y_mean = (w * y).sum() / sw
-    Xc, yc = X - x_mean, y - y_mean
-    gram = Xc.T @ (w[:, None] * Xc) + alpha * torch.eye(X.shape[1], dtype=X.dtype)
-    return torch.linalg.solve(gram, Xc.T @ (w * yc))
-
-
 @register("lime")
 def lime(model: AttributionModel, images: torch.Tensor, targets: torch.Tensor, *,
          num_samples: int = 1000, region_size: int | None = None, p: float = 0.5,
@@ -272,7 +262,7 @@ def lime(model: AttributionModel, images: torch.Tensor, targets: torch.Tensor, *
          ) -> torch.Tensor:
     """LIME for images (Ribeiro et al., KDD 2016) on the target's softmax probability.
 
-    Features: SLICO superpixels of the image (``utils.SubRegionDivision(uint8 RGB, "slico",
+    Features: SLICO superpixels of the image (``SubRegionDivision(uint8 RGB, "slico",
     region_size)`` with its default ruler/iterations; region_size default round(min(H, W)/8),
     28 px at 224 → about 64 superpixels).  Samples: ``num_samples`` binary vectors z over the D
     superpixels, the first all ones (the image itself, as in the lime package), the others with
@@ -280,10 +270,13 @@ def lime(model: AttributionModel, images: torch.Tensor, targets: torch.Tensor, *
     ``baseline`` (default 0; the lime package's default fills with the superpixel's mean colour).
     Weights: cosine distance to the all-ones vector, d = 1 − √(|z|/D) (d = 1 for z = 0), and the
     lime kernel π = √(exp(−d² / kernel_width²)) with kernel_width 0.25.  Fit: weighted ridge
-    regression of p_t on z with intercept, α = 1 (closed form, float64).  Map: every pixel
-    gets its superpixel's coefficient.  ``num_samples`` forward passes per image.
+    regression of p_t on z with intercept, α = 1: argmin_β,b Σ_i π_i (p_t,i − b − z_i·β)² + α‖β‖²,
+    the intercept b not penalised (``sklearn.linear_model.Ridge`` with ``sample_weight``, float64).
+    Map: every pixel gets its superpixel's coefficient β.  ``num_samples`` forward passes per image.
     """
-    import utils
+    from sklearn.linear_model import Ridge
+
+    from submodular_attribution.regions import SubRegionDivision
 
     _check_inputs(model, images, targets)
     num_samples = _int("num_samples", num_samples)
@@ -300,7 +293,7 @@ def lime(model: AttributionModel, images: torch.Tensor, targets: torch.Tensor, *
     maps = []
     for image, target in zip(images, targets):
         rgb = (image.detach().float().clamp(0, 1) * 255).round().to(torch.uint8)
-        labels_np = utils.SubRegionDivision(rgb.permute(1, 2, 0).cpu().numpy(), "slico", region_size)
+        labels_np = SubRegionDivision(rgb.permute(1, 2, 0).cpu().numpy(), "slico", region_size)
         labels = torch.from_numpy(labels_np.astype(np.int64)).to(device)
         D = int(labels_np.max()) + 1
         gen = torch.Generator().manual_seed(seed)
@@ -315,8 +308,8 @@ def lime(model: AttributionModel, images: torch.Tensor, targets: torch.Tensor, *
         on = z.sum(1)
         distance = 1 - torch.sqrt(on / D)
         weight = torch.sqrt(torch.exp(-distance ** 2 / kernel_width ** 2))
-        coef = _weighted_ridge(z, y, weight, alpha)
-        maps.append(coef.to(device).float()[labels])
+        fit = Ridge(alpha=alpha, fit_intercept=True).fit(z.numpy(), y.numpy(), sample_weight=weight.numpy())
+        maps.append(torch.from_numpy(fit.coef_).to(device).float()[labels])
     return torch.stack(maps)
 
 
@@ -325,12 +318,22 @@ def lime(model: AttributionModel, images: torch.Tensor, targets: torch.Tensor, *
 # --------------------------------------------------------------------------------------------
 
 
-def _binary_lhs(n: int, d: int, gen: torch.Generator) -> torch.Tensor:
-    """n×d binary design: a Latin hypercube sample u_ij = (π_j(i) + U_ij) / n (π_j a random
-    permutation per column) thresholded at 1/2, so each column is on in ~half of the samples."""
-    perms = torch.argsort(torch.rand(n, d, generator=gen), dim=0).double()
-    u = (perms + torch.rand(n, d, generator=gen, dtype=torch.float64)) / n
-    return (u >= 0.5).double()
+def _qmc_sampler(cls, d: int, seed: int):
+    """A scipy QMC sampler ``cls(d)`` (scrambled by default) drawing from ``default_rng(seed)``."""
+    try:
+        return cls(d=d, rng=np.random.default_rng(seed))
+    except TypeError:  # scipy < 1.15 names it seed
+        return cls(d=d, seed=np.random.default_rng(seed))
+
+
+def _binary_lhs(n: int, d: int, seed: int) -> torch.Tensor:
+    """n×d float64 binary design: a Latin hypercube sample (``scipy.stats.qmc.LatinHypercube``,
+    u_ij = (π_j(i) + U_ij) / n with π_j a random permutation per column) thresholded at 1/2, so
+    each column is on in ~half of the samples."""
+    from scipy.stats import qmc
+
+    u = _qmc_sampler(qmc.LatinHypercube, d, seed).random(n)
+    return torch.from_numpy(u >= 0.5).double()
 
 
 def _hsic_binary(X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -376,7 +379,7 @@ def hsic(model: AttributionModel, images: torch.Tensor, targets: torch.Tensor, *
     seed = _seed(seed)
     H, W = images.shape[-2:]
     device = images.device
-    design = _binary_lhs(nb_design, grid_size ** 2, torch.Generator().manual_seed(seed))
+    design = _binary_lhs(nb_design, grid_size ** 2, seed)
     cells = design.to(device).reshape(nb_design, grid_size, grid_size)
 
     def build(start: int, stop: int):
@@ -397,10 +400,7 @@ def _sobol_points(n: int, dim: int, seed: int) -> np.ndarray:
     """n points of a scrambled Sobol sequence in [0, 1)^dim, seeded."""
     from scipy.stats import qmc
 
-    try:
-        sampler = qmc.Sobol(d=dim, scramble=True, rng=np.random.default_rng(seed))
-    except TypeError:  # scipy < 1.15 names it seed
-        sampler = qmc.Sobol(d=dim, scramble=True, seed=np.random.default_rng(seed))
+    sampler = _qmc_sampler(qmc.Sobol, dim, seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # balance warning when n is not a power of two
         return sampler.random(n)

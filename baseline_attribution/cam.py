@@ -76,13 +76,10 @@ def layer_activations_and_gradients(model: AttributionModel, images: torch.Tenso
     logit (same shape; None with ``gradients=False``), detached, ``model.batch_size`` images
     per pass. The input gets ``requires_grad`` so that frozen networks still have a graph."""
     layer = _resolve_layer(model, layer)
+    if not gradients:
+        return model.batched(lambda chunk: _as_maps(model, _run_hooked(model, layer, chunk)[1]), images), None
     acts, grads = [], []
     for chunk, chunk_targets in zip(images.split(model.batch_size), targets.split(model.batch_size)):
-        if not gradients:
-            with torch.no_grad():
-                _, act = _run_hooked(model, layer, chunk)
-            acts.append(_as_maps(model, act.detach()))
-            continue
         x = chunk.detach().clone().requires_grad_(True)
         with torch.enable_grad():
             logits, act = _run_hooked(model, layer, x)
@@ -92,11 +89,11 @@ def layer_activations_and_gradients(model: AttributionModel, images: torch.Tenso
             grad = torch.zeros_like(act)
         acts.append(_as_maps(model, act.detach()))
         grads.append(_as_maps(model, grad.detach()))
-    return torch.cat(acts), (torch.cat(grads) if gradients else None)
+    return torch.cat(acts), torch.cat(grads)
 
 
 def _normalize(maps: torch.Tensor) -> torch.Tensor:
-    """Per-map min-max scaling to [0, 1]; a constant map becomes zeros."""
+    """Per-map min-max scaling of N×h×w maps to [0, 1]; a constant map becomes zeros."""
     flat = maps.flatten(1)
     low = flat.min(dim=1).values.view(-1, 1, 1)
     span = (flat.max(dim=1).values.view(-1, 1, 1) - low)
@@ -256,11 +253,9 @@ def scorecam(model: AttributionModel, images: torch.Tensor, targets: torch.Tenso
             chosen = torch.arange(channels, device=acts.device)
         for ids in chosen.split(model.batch_size):
             up = F.interpolate(acts[b, ids][None], size=size, mode="bilinear", align_corners=False)[0]
-            low = up.flatten(1).amin(dim=1).view(-1, 1, 1)
-            span = up.flatten(1).amax(dim=1).view(-1, 1, 1) - low
-            valid = span.view(-1) > 0
-            masks = torch.where(span > 0, (up - low) / torch.where(span > 0, span, torch.ones_like(span)),
-                                torch.zeros_like(up))
+            flat = up.flatten(1)
+            valid = flat.amax(dim=1) > flat.amin(dim=1)
+            masks = _normalize(up)
             masked = images[b][None] * masks[:, None].to(images.dtype)
             probs = model.batched_probs(masked)[:, targets[b]].to(weights.dtype)
             weights[b, ids] = torch.where(valid, probs, torch.zeros_like(probs))

@@ -25,19 +25,25 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from submodular_attribution.cli import image_tensor, prepare
-from submodular_attribution.data import InputError, ListItem, load_image_rgb, read_eval_list, run_reporting_input_errors
-from submodular_attribution.results import REPO_ROOT, write_provenance
-from submodular_attribution.tasks import get_task, model_parser
+from submodular_attribution.common import paths
+from submodular_attribution.common.atomic import ensure_dir
+from submodular_attribution.common.errors import InputError, run_reporting_input_errors
+from submodular_attribution.common.images import IMAGE_SUFFIXES, image_tensor, load_image_rgb
+from submodular_attribution.common.lists import ListItem, read_eval_list
+from submodular_attribution.common.maps import map_path, save_map
+from submodular_attribution.common.progress import run_items
+from submodular_attribution.common.provenance import write_provenance
+from submodular_attribution.frontend import model_parser, prepare
+from submodular_attribution.tasks import get_model_task
 
 from .base import REGISTRY, attribute
-from .maps import map_path, save_map
 from .models import attribution_model
 
 
 def get_args_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
-    parser, group = model_parser(argv, "python -m baseline_attribution.generate_explanation_maps",
-                                 __doc__.split("\n\n")[0], "baseline")
+    parser = model_parser(argv, "python -m baseline_attribution.generate_explanation_maps", __doc__.split("\n\n")[0],
+                          save_dir_help="maps root (default: explanation_results/<model>/<method>)")
+    group = parser.add_argument_group("baseline")
     group.add_argument("--method", required=True, choices=sorted(REGISTRY), help="attribution method")
     group.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                        help="method keyword argument, a Python literal; repeatable")
@@ -62,7 +68,6 @@ def parse_options(pairs: Sequence[str]) -> dict:
 
 
 FOLDER_REFERENCES = {"eg": "references", "lpi": "reference_images"}
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 
 def _folder_references(args: argparse.Namespace, load) -> torch.Tensor:
@@ -87,14 +92,14 @@ def _other_class_images(items: list[ListItem], item: ListItem, root: Path, load,
     return torch.stack([load(root / others[i].path) for i in sorted(picks)])
 
 
-def run(args: argparse.Namespace) -> Path:
-    task = get_task(args.model)
+def run(args: argparse.Namespace) -> int:
+    task = get_model_task(args.model)
     options = parse_options(args.option)
-    save_dir = Path(args.save_dir) if args.save_dir else REPO_ROOT / "explanation_results" / args.model / args.method
-    args.save_dir = str(save_dir)
+    save_dir = Path(args.save_dir) if args.save_dir else paths.explanations_dir() / task.name / args.method
+    ensure_dir(save_dir)
     ready = prepare(task, args)
     model = attribution_model(ready.scorer, batch_size=args.batch_size)
-    write_provenance(save_dir, {**vars(args), "rank": ready.worker.rank})
+    write_provenance(save_dir, {**vars(args), "save_dir": str(save_dir), "rank": ready.worker.rank})
     size = tuple(args.input_size)
     load = lambda path: image_tensor(load_image_rgb(path, size))  # noqa: E731
     if args.method in FOLDER_REFERENCES:
@@ -102,21 +107,37 @@ def run(args: argparse.Namespace) -> Path:
     all_items = read_eval_list(args.eval_list)  # IG²'s references: other-class images of the whole list
     todo = [i for i in ready.items if not map_path(save_dir, str(i.label), i.stem).is_file()]
     print(f"{save_dir}: {len(ready.items) - len(todo)} of {len(ready.items)} maps already done", file=sys.stderr)
-    for item in tqdm(todo, desc=args.method, unit="img", disable=None if ready.worker.is_main else True):
+
+    def explain_item(item: ListItem) -> None:
         x = load(ready.root / item.path)[None].to(model.device)
+        item_options = dict(options)
         if args.method == "ig2":
             count = options.get("n_refs") or 5
-            options["references"] = _other_class_images(all_items, item, ready.root, load, args.seed, count).to(model.device)
-        if args.target == "prediction":
-            target = int(model.batched_probs(x).argmax())
-        else:
-            target = item.label
-        try:
-            saliency = attribute(args.method, model, x, [target], numpy=True, **options)[0]
-        except TypeError as err:  # an unknown --option reaches the method as an unexpected keyword
-            raise InputError(f"--method {args.method}: {err}") from None
+            item_options["references"] = _other_class_images(all_items, item, ready.root, load, args.seed,
+                                                             count).to(model.device)
+        target = int(model.batched_probs(x).argmax()) if args.target == "prediction" else item.label
+        saliency = attribute(args.method, model, x, [target], numpy=True, **item_options)[0]
         save_map(save_dir, str(item.label), item.stem, saliency)
-    return save_dir
+
+    _check_options(args.method, model, options)
+    report = run_items(todo, explain_item, run_dir=save_dir, desc=args.method, strict=args.strict,
+                       show=ready.worker.is_main)
+    return report.exit_status
+
+
+def _check_options(method: str, model, options: dict) -> None:
+    """An unknown ``--option`` is a bad command line, not a per-image failure: try the method's
+    signature before the loop."""
+    import inspect
+
+    fn = REGISTRY[method]
+    params = inspect.signature(fn).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    unknown = sorted(set(options) - set(params) - {"references", "reference_images"})
+    if unknown:
+        raise InputError(f"--method {method}: unknown option(s) {', '.join(unknown)}; "
+                         f"it takes {', '.join(p for p in params if p not in ('model', 'images', 'targets'))}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -173,54 +173,16 @@ def default_cam_layer(module: nn.Module | None) -> nn.Module | None:
     return convs[-1] if convs else None
 
 
-def _head_input(logits: Callable[[torch.Tensor], torch.Tensor],
-                head: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
-    """``images -> B×D``: the input of ``head`` during ``logits(images)`` (averaged over space when
-    it is a map, as for a 1×1-conv head), captured by a hook that lives only during the call."""
-
-    def representation(images: torch.Tensor) -> torch.Tensor:
-        captured: list[torch.Tensor] = []
-        handle = head.register_forward_pre_hook(lambda _m, inputs: captured.append(inputs[0]))
-        try:
-            logits(images)
-        finally:
-            handle.remove()
-        if len(captured) != 1:
-            raise RuntimeError(f"classifier layer ran {len(captured)} times in one forward pass")
-        features = captured[0]
-        return features.mean(dim=(2, 3)) if features.ndim == 4 else features.flatten(1)
-
-    return representation
-
-
-def _representation(scorer) -> Callable[[torch.Tensor], torch.Tensor] | None:
-    embed = getattr(scorer, "embed", None)
-    if callable(embed):  # FaceScorer, ZeroShotCLIPScorer: the image embedding
-        return embed
-    net = getattr(scorer, "net", None)
-    if isinstance(net, nn.Module):  # ClassifierScorer: the pooled penultimate features
-        from submodular_attribution.adapters.classifier import find_classifier_layer
-
-        head = find_classifier_layer(net, int(scorer.num_classes))
-        if head is not None:
-            return _head_input(scorer.logits, head)
-    return None
-
-
 def attribution_model(scorer, batch_size: int = 64) -> AttributionModel:
     """:func:`base.from_scorer`, with what the baselines need filled in from the scorer's
     ``attribution_module``:
 
     * ``cam_layer`` = :func:`default_cam_layer`; ``tokens_to_grid`` = :func:`vit_tokens_to_grid`
       for vision transformers (None otherwise);
-    * ``representation``: ``scorer.embed`` where the scorer has one (face and CLIP scorers: the
-      image embedding); otherwise, for a :class:`ClassifierScorer`, the input of its final
-      classifier layer (``find_classifier_layer``: pooled penultimate features, B×D), taken by a
-      forward pre-hook registered only for the duration of each call; else None.
+    * ``representation`` = the scorer's own (image embedding, or pooled penultimate features).
     """
     model = base.from_scorer(scorer, batch_size=batch_size)
     module = model.module
     model.cam_layer = default_cam_layer(module)
     model.tokens_to_grid = vit_tokens_to_grid(module) if vit_layout(module) is not None else None
-    model.representation = _representation(scorer)
     return model

@@ -349,12 +349,6 @@ def _digest(t: torch.Tensor) -> str:
     return h.hexdigest()
 
 
-@torch.no_grad()
-def _batched_logits(model: AttributionModel, images: torch.Tensor) -> torch.Tensor:
-    step = max(1, int(model.batch_size))
-    return torch.cat([model.logits(chunk) for chunk in images.split(step)])
-
-
 def lpi_references(model: AttributionModel, reference_images: torch.Tensor, num_centres: int = 10,
                    refs_per_centre: int = 1, seed: int | None = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """LPI's references: (indices into ``reference_images``, weights summing to 1).
@@ -368,7 +362,7 @@ def lpi_references(model: AttributionModel, reference_images: torch.Tensor, num_
     if hit is not None and hit[0] is model.logits:
         _LPI_CACHE.move_to_end(key)
         return hit[1].clone(), hit[2].clone()
-    logits = _batched_logits(model, reference_images).detach().double().cpu().flatten(1)
+    logits = model.batched_logits(reference_images).double().cpu().flatten(1)
     labels, centres = kmeans(logits, num_centres, seed)
     N = len(logits)
     idx, weights = [], []
@@ -523,11 +517,10 @@ def ig2_attributions(model: AttributionModel, images: torch.Tensor, targets, *, 
     representation = model.representation
     rep_fn = representation if representation is not None else model.logits
     step = max(1, int(model.batch_size))
-    with torch.no_grad():
-        used = torch.unique(path_ref)
-        goal_of = torch.zeros(len(bank), dtype=torch.long, device=images.device)
-        goal_of[used] = torch.arange(len(used), device=images.device)
-        goals = torch.cat([rep_fn(chunk).flatten(1) for chunk in bank[used].split(step)])
+    used = torch.unique(path_ref)
+    goal_of = torch.zeros(len(bank), dtype=torch.long, device=images.device)
+    goal_of[used] = torch.arange(len(used), device=images.device)
+    goals = model.batched(lambda chunk: rep_fn(chunk).flatten(1), bank[used])
     eta = default_ig2_step_size(*images.shape[-2:]) if step_size is None else float(step_size)
     acc = _Accumulator(B, images, recalibrate)
     ends = torch.empty((len(path_image), *images.shape[1:]), device=images.device, dtype=images.dtype)

@@ -1,104 +1,21 @@
-"""Area-based insertion / deletion AUC of SMDL result folders (spec §7).
+"""Area-based insertion / deletion AUC of an SMDL result folder (spec §7).
 
-For one explained image with N ordered regions, step t = 1..N reveals (insertion) or
-removes (deletion) the first t regions of the ordering. The curves are
-
-* x: ``[0] + areas``, the cumulative fraction of image pixels covered by the first t
-  regions (N+1 points in [0, 1]; the x axis is *area*, not the step index t);
-* insertion y: ``[baseline_score] + consistency_score``, the target-class probability of
-  the baseline (black) image, then of insert(first t regions);
-* deletion y: ``[org_score] + (1 − collaboration_score)``, the target-class probability
-  of the full image, then of the image with the first t regions deleted.
-
-All scores are the softmax probabilities (not logits) of the target class stored in the
-result JSON; nothing is re-run through a model. Each image's AUC is the trapezoid rule
-over x; a run's score is the mean over its images. Areas come from
-:func:`submodular_attribution.results.load_result` (``region_areas`` in our JSON, or
-the npy beside it for the original format).
+The per-image curves and the trapezoid rule are :mod:`submodular_attribution.common.curves`
+(x = cumulative area fraction, y = target-class softmax probability; nothing is re-run
+through a model). A run's score is the mean over its images.
 """
 from __future__ import annotations
 
-import math
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from submodular_attribution.results import LoadedResult, find_result_files, load_result
-
-
-def _scores(result: LoadedResult, key: str) -> np.ndarray:
-    """The per-step score list ``key`` of the record as (N,) float64, checked against the areas."""
-    value = result.record.get(key)
-    if value is None:
-        raise ValueError(f"{result.json_path}: missing key {key!r}")
-    try:
-        scores = np.asarray(value, dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError):
-        raise ValueError(f"{result.json_path}: {key} is not a list of numbers") from None
-    if scores.shape != result.areas.shape:
-        raise ValueError(
-            f"{result.json_path}: {key} has {scores.size} entries but the regions give "
-            f"{result.areas.size} cumulative areas"
-        )
-    return scores
-
-
-def _reference(result: LoadedResult, key: str) -> float:
-    """``org_score`` / ``baseline_score``; the original code's JSONs do not always have them."""
-    value = result.record.get(key)
-    if value is None:
-        raise ValueError(f"{result.json_path}: missing key {key!r}")
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{result.json_path}: {key} is not a number") from None
-
-
-def _area_axis(result: LoadedResult) -> np.ndarray:
-    return np.concatenate([[0.0], np.asarray(result.areas, dtype=np.float64)])
-
-
-def insertion_curve(result: LoadedResult) -> tuple[np.ndarray, np.ndarray]:
-    """(x, y), each (N+1,) float64: x = [0] + cumulative area fractions,
-    y = [baseline_score] + consistency_score (target probability when the first t regions
-    are inserted into the black baseline)."""
-    y = np.concatenate([[_reference(result, "baseline_score")], _scores(result, "consistency_score")])
-    return _area_axis(result), y
-
-
-def deletion_curve(result: LoadedResult) -> tuple[np.ndarray, np.ndarray]:
-    """(x, y), each (N+1,) float64: x = [0] + cumulative area fractions,
-    y = [org_score] + (1 − collaboration_score) (target probability when the first t
-    regions are deleted from the full image)."""
-    y = np.concatenate([[_reference(result, "org_score")], 1.0 - _scores(result, "collaboration_score")])
-    return _area_axis(result), y
-
-
-def trapezoid_auc(x: np.ndarray, y: np.ndarray) -> float:
-    """Trapezoid rule Σ (x[i+1] − x[i])·(y[i] + y[i+1])/2 over 1-D arrays of equal length.
-
-    x is expected non-decreasing (cumulative areas); 0.0 for fewer than two points.
-    """
-    x = np.asarray(x, dtype=np.float64).reshape(-1)
-    y = np.asarray(y, dtype=np.float64).reshape(-1)
-    if x.shape != y.shape:
-        raise ValueError(f"x and y differ in length: {x.size} vs {y.size}")
-    # Written out rather than np.trapz, which numpy 2 renamed to np.trapezoid.
-    return float(np.sum(np.diff(x) * (y[1:] + y[:-1]) / 2.0))
-
-
-def image_aucs(result: LoadedResult) -> tuple[float, float]:
-    """(insertion AUC, deletion AUC) of one image."""
-    return trapezoid_auc(*insertion_curve(result)), trapezoid_auc(*deletion_curve(result))
-
-
-def _spread(values: np.ndarray) -> tuple[float | None, float | None]:
-    """(sample standard deviation, standard error of the mean); None with fewer than 2 values."""
-    if values.size < 2:
-        return None, None
-    std = float(np.std(values, ddof=1))
-    return std, std / math.sqrt(values.size)
+from submodular_attribution.common.curves import image_aucs, spread
+from submodular_attribution.common.errors import InputError
+from submodular_attribution.common.progress import Progress
+from submodular_attribution.common.results import find_result_files, load_result
 
 
 def _mean_of(records: list[dict], key: str) -> float | None:
@@ -107,42 +24,56 @@ def _mean_of(records: list[dict], key: str) -> float | None:
     return float(np.mean(values)) if values else None
 
 
-def summarize_run(run_dir: str | Path, progress: bool = False) -> dict[str, Any]:
+def summarize_run(run_dir: str | Path, progress: bool = False, strict: bool = False) -> dict[str, Any]:
     """Mean area-based insertion / deletion AUC over every image of a run folder.
 
-    Returns a JSON-serialisable dict: ``run_dir``, ``num_images``, ``insertion_auc`` and
-    ``deletion_auc`` (means over images), ``*_auc_std`` (sample std, ddof=1) and
-    ``*_auc_sem`` (std/√n), both None for a single image; ``forward_passes`` and
-    ``seconds``: means over the records that store them (None if none do); ``per_image``:
-    ``[{json, insertion_auc, deletion_auc}]`` with ``json`` relative to ``run_dir``.
+    Returns a JSON-serialisable dict: ``run_dir``, ``num_images`` (evaluated), ``insertion_auc``
+    and ``deletion_auc`` (means over images), ``*_auc_std`` (sample std, ddof=1) and
+    ``*_auc_sem`` (standard error), both None for a single image; ``forward_passes`` and
+    ``seconds``: means over the records that store them (None if none do); ``skipped``: the
+    number of unreadable or incomplete result files left out (each named in one warning line on
+    stderr) and ``skipped_files``; ``per_image``: ``[{json, insertion_auc, deletion_auc}]`` with
+    ``json`` relative to ``run_dir``.
 
-    Raises FileNotFoundError for a missing / non-result folder and ValueError (naming the
-    file) for an empty folder or a bad result.
+    Raises InputError for a missing or empty folder, for a folder with no usable result, and,
+    with ``strict``, for the first unusable file.
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise FileNotFoundError(f"{run_dir}: no such folder")
-    paths = find_result_files(run_dir)
+        raise InputError(f"{run_dir}: no such folder")
+    try:
+        paths = find_result_files(run_dir)
+    except FileNotFoundError as err:
+        raise InputError(str(err)) from None
     if not paths:
-        raise ValueError(f"{run_dir}: no result JSONs found")
+        raise InputError(f"{run_dir}: no result JSONs found")
 
-    from tqdm import tqdm
-
-    # disable=None: the bar shows only on a terminal; tiny runs need none.
-    bar = tqdm(paths, desc="images", unit="img", disable=None if progress and len(paths) > 5 else True)
-    per_image, records = [], []
-    for path in bar:
-        result = load_result(path)
-        insertion, deletion = image_aucs(result)
+    bar = Progress(len(paths), "images", enabled=progress and len(paths) > 5)
+    per_image, records, skipped = [], [], []
+    for path in paths:
+        try:
+            result = load_result(path)
+            insertion, deletion = image_aucs(result)
+        except ValueError as err:
+            if strict:
+                raise InputError(f"{err} (--strict)") from None
+            print(f"warning: skipped {err}", file=sys.stderr)
+            skipped.append(path.relative_to(run_dir).as_posix())
+            continue
+        finally:
+            bar.update()
         records.append(result.record)
         per_image.append(
             {"json": path.relative_to(run_dir).as_posix(), "insertion_auc": insertion, "deletion_auc": deletion}
         )
+    bar.close()
+    if not per_image:
+        raise InputError(f"{run_dir}: none of the {len(paths)} result files could be evaluated")
 
     insertion = np.array([p["insertion_auc"] for p in per_image])
     deletion = np.array([p["deletion_auc"] for p in per_image])
-    insertion_std, insertion_sem = _spread(insertion)
-    deletion_std, deletion_sem = _spread(deletion)
+    insertion_std, insertion_sem = spread(insertion)
+    deletion_std, deletion_sem = spread(deletion)
     return {
         "run_dir": str(run_dir),
         "num_images": len(per_image),
@@ -154,5 +85,7 @@ def summarize_run(run_dir: str | Path, progress: bool = False) -> dict[str, Any]
         "deletion_auc_sem": deletion_sem,
         "forward_passes": _mean_of(records, "forward_passes"),
         "seconds": _mean_of(records, "seconds"),
+        "skipped": len(skipped),
+        "skipped_files": skipped,
         "per_image": per_image,
     }

@@ -19,13 +19,18 @@ ties are broken in raster order); every map goes through the same metric functio
 * pointing game and energy inside the object mask, where masks exist (the default benchmark);
 * seconds and model forward passes (images through the network) per image.
 
-Rows are cached per (method, image) under ``<output-dir>/rows/``: a rerun computes only what
-is missing. Writes ``table.md``, ``table.csv`` and mean insertion/deletion curve plots.
+Rows are cached per (method configuration, image) under ``<output-dir>/rows/<method>/<key>/``,
+where ``<key>`` hashes everything that changes the numbers (model flags, target rule, seed; for
+SMDL the division, λ and search; for a baseline its options; ``config.json`` beside the rows
+spells it out): a rerun computes only what is missing, and a changed setting never reuses stale
+rows. Each invocation is recorded in ``runs.jsonl``; failed images in ``failures.jsonl``. Writes ``table.md``, ``table.csv`` and mean insertion/deletion curve plots.
 """
 from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
+import io
 import json
 import math
 import sys
@@ -35,24 +40,29 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from baseline_attribution.base import REGISTRY, AttributionModel, attribute
 from baseline_attribution.models import attribution_model
-from submodular_attribution.atomic import atomic_write
-from submodular_attribution.cli import image_tensor, prepare, resolve_defaults
-from submodular_attribution.data import InputError, ListItem, load_image_rgb, run_reporting_input_errors
-from submodular_attribution.divisions import RegionDivider
-from submodular_attribution.objective import Weights
-from submodular_attribution.results import REPO_ROOT, rank_map
+from submodular_attribution.cli import SMDLSettings, add_smdl_arguments, get_smdl_task, item_seed, smdl_settings
+from submodular_attribution.common import paths
+from submodular_attribution.common.atomic import atomic_write_json, atomic_write_text, ensure_dir
+from submodular_attribution.common.curves import mean_finite, spread
+from submodular_attribution.common.errors import InputError, run_reporting_input_errors
+from submodular_attribution.common.images import image_tensor, load_image_rgb
+from submodular_attribution.common.lists import ListItem
+from submodular_attribution.common.progress import run_items
+from submodular_attribution.common.provenance import write_provenance
+from submodular_attribution.common.results import rank_map, rank_map_saliency
+from submodular_attribution.frontend import check_common, model_parser, prepare
+from submodular_attribution.regions import RegionDivider
 from submodular_attribution.search import explain
 from submodular_attribution.shapes import load_mask
-from submodular_attribution.tasks import get_task, model_parser
+from submodular_attribution.tasks import ALIASES, TASK_NAMES
+from visualization.overlay import save_curves_figure
 
 from .localization import energy_in_mask, pointing_game
 from .saliency_metrics import (
-    diffid, incremental_deletion, insertion_deletion, mean_finite, mufidelity, ordering_to_saliency,
-    sensitivity_n, single_deletion_score)
+    diffid, incremental_deletion, insertion_deletion, mufidelity, sensitivity_n, single_deletion_score)
 
 METRICS = ("insertion_auc", "deletion_auc", "mufidelity", "sds", "sensitivity_n", "diffid", "incdel_morf",
            "incdel_lerf", "pointing", "energy")
@@ -63,11 +73,16 @@ HEADERS = {"insertion_auc": "Insertion AUC ↑", "deletion_auc": "Deletion AUC �
 
 
 def get_args_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
-    parser, group = model_parser(argv, "python -m evals.benchmark", __doc__.split("\n\n")[0], "benchmark",
-                                 aliases={"default": "shapes"})
+    parser = model_parser(argv, "python -m evals.benchmark", __doc__.split("\n\n")[0],
+                          save_dir_help="output folder (default: explanation_results/benchmark/<model>)")
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--model", default="shapes")
+    name = pre.parse_known_args(argv)[0].model
+    add_smdl_arguments(parser, get_smdl_task(name if name in (*TASK_NAMES, *ALIASES) else "shapes"))
+    group = parser.add_argument_group("benchmark")
+    group.add_argument("--output-dir", dest="save_dir", default=None, help="the same as --save-dir")
     group.add_argument("--methods", default="smdl,gradcam,ig,rise",
                        help=f"comma-separated: smdl and any of {', '.join(sorted(REGISTRY))}")
-    group.add_argument("--output-dir", default=None, help="default: explanation_results/benchmark/<model>")
     group.add_argument("--num-images", type=int, default=None, help="only the first N images of the list")
     return parser
 
@@ -90,21 +105,47 @@ class CountingModel(AttributionModel):
         return counting
 
 
-def _explain_smdl(args, task, scorer, divider, image: np.ndarray, x: torch.Tensor, item: ListItem, target: int):
-    weights = Weights.from_positional(args.lambda1, args.lambda2, args.lambda3, args.lambda4)
+# Flags that never change a row's numbers (where and how fast it runs, which items).
+_NOT_CONFIG = {"save_dir", "methods", "num_images", "device", "batch_size", "strict", "begin", "end", "eval_list"}
+_SMDL_ONLY = {"division", "region_size", "num_regions", "sam_masks", "sam_checkpoint", "sam_model_type",
+              "prior_dir", "grid", "per_region", "lambda1", "lambda2", "lambda3", "lambda4", "search",
+              "pending_samples"}
+
+
+def method_config(method: str, args: argparse.Namespace, settings: SMDLSettings) -> dict:
+    """Everything that determines a method's rows: the model and data flags, the target rule and
+    seed, and for SMDL its division, λ and search (as resolved), for a baseline its options."""
+    config = {k: v for k, v in sorted(vars(args).items()) if k not in _NOT_CONFIG | _SMDL_ONLY}
+    config["method"] = method
+    if method == "smdl":
+        config.update(division=dict(vars(settings.division)), weights=list(settings.weights.positional()),
+                      search=settings.search, pending_samples=settings.pending_samples)
+    else:
+        config["options"] = {}
+    return json.loads(json.dumps(config, default=str))
+
+
+def config_key(config: dict) -> str:
+    """12 hex digits of the SHA-1 of the configuration: the folder of its cached rows."""
+    return hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _explain_smdl(settings: SMDLSettings, scorer, divider, image: np.ndarray, x: torch.Tensor, item: ListItem,
+                  target: int, batch_size: int, seed: int):
     labels = divider(image, item)
-    trace = explain(scorer, x, torch.from_numpy(labels), target, weights, search=args.search,
-                    pending_samples=args.pending_samples, batch_size=args.batch_size)
-    return ordering_to_saliency(rank_map(labels, trace.order)), trace.forward_passes
+    trace = explain(scorer, x, torch.from_numpy(labels), target, settings.weights, search=settings.search,
+                    pending_samples=settings.pending_samples, batch_size=batch_size, seed=item_seed(seed, item))
+    return rank_map_saliency(rank_map(labels, trace.order)), trace.forward_passes
 
 
-def _row(args, task, scorer, model: CountingModel, divider, method: str, item: ListItem, root: Path) -> dict:
+def _row(args, settings, scorer, model: CountingModel, divider, method: str, item: ListItem, root: Path) -> dict:
     image = load_image_rgb(root / item.path, tuple(args.input_size))
     x = image_tensor(image).to(model.device)
     target = item.label if args.target == "label" else int(model.batched_probs(x[None]).argmax())
     start = time.perf_counter()
     if method == "smdl":
-        saliency, forwards = _explain_smdl(args, task, scorer, divider, image, x, item, target)
+        saliency, forwards = _explain_smdl(settings, scorer, divider, image, x, item, target, args.batch_size,
+                                           args.seed)
     else:
         model.forward_passes = 0
         saliency = attribute(method, model, x[None], [target], numpy=True)[0]
@@ -135,9 +176,8 @@ def _summary(rows: list[dict]) -> dict:
         if not values:
             continue
         mean, dropped = mean_finite(values)
-        finite = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
-        sem = float(finite.std(ddof=1) / math.sqrt(len(finite))) if len(finite) > 1 else float("nan")
-        out[metric] = {"mean": mean, "sem": sem, "dropped": dropped}
+        sem = spread([v for v in values if v is not None and math.isfinite(v)])[1]
+        out[metric] = {"mean": mean, "sem": math.nan if sem is None else sem, "dropped": dropped}
     return out
 
 
@@ -154,63 +194,66 @@ def write_table(summaries: dict[str, dict], output_dir: Path) -> str:
                          "forward_passes": s["forward_passes"],
                          **{f"{m}_{k}": s[m][k] for m in metrics if m in s for k in ("mean", "sem", "dropped")}})
     table = "\n".join(lines)
-    atomic_write(output_dir / "table.md", lambda h: h.write((table + "\n").encode()))
+    atomic_write_text(output_dir / "table.md", table + "\n")
     fields = sorted({k for r in rows_csv for k in r}, key=lambda k: (k != "method", k))
-
-    def write_csv(handle):
-        import io
-
-        text = io.StringIO()
-        writer = csv.DictWriter(text, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows_csv)
-        handle.write(text.getvalue().encode())
-
-    atomic_write(output_dir / "table.csv", write_csv)
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=fields)
+    writer.writeheader()
+    writer.writerows(rows_csv)
+    atomic_write_text(output_dir / "table.csv", text.getvalue())
     return table
 
 
-def run(args: argparse.Namespace) -> dict[str, dict]:
-    task_name = "shapes" if args.model == "default" else args.model
-    task = get_task(task_name)
+def run(args: argparse.Namespace) -> dict:
+    """Every method on every image; returns ``{"summaries": {method: summary}, "failed": count}``."""
+    task = get_smdl_task(args.model)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = [m for m in methods if m != "smdl" and m not in REGISTRY]
     if unknown or not methods:
         raise InputError(f"--methods: unknown {', '.join(unknown) or '(none given)'}; "
                          f"choose from smdl, {', '.join(sorted(REGISTRY))}")
-    output_dir = Path(args.output_dir or REPO_ROOT / "explanation_results" / "benchmark" / task_name)
-    args = resolve_defaults(task, args)
-    divider = RegionDivider(args, task.division_options.get(args.division, {}))
-    ready = prepare(task, args)
+    output_dir = ensure_dir(Path(args.save_dir or paths.explanations_dir() / "benchmark" / task.name))
+    settings = smdl_settings(task, args)
+    divider = RegionDivider(settings.division, tuple(check_common(args).input_size)) if "smdl" in methods else None
+    ready = prepare(task.model, args, embeddings="smdl" in methods and settings.weights.effectiveness != 0)
     items = ready.items[: args.num_images] if args.num_images else ready.items
     model = CountingModel.wrap(attribution_model(ready.scorer, batch_size=args.batch_size))
-    summaries, curves = {}, {}
+    configs = {m: method_config(m, args, settings) for m in methods}
+    write_provenance(output_dir, {**vars(args), "row_folders": {m: config_key(c) for m, c in configs.items()}})
+    summaries, curves, failed = {}, {}, 0
     for method in methods:
-        rows = []
-        for item in tqdm(items, desc=method, unit="img", disable=None):
-            path = output_dir / "rows" / method / str(item.label) / f"{item.stem}.json"
+        rows_dir = output_dir / "rows" / method / config_key(configs[method])
+        atomic_write_json(rows_dir / "config.json", configs[method])  # what these rows were computed with
+
+        def row_of(item: ListItem) -> dict:
+            path = rows_dir / str(item.label) / f"{item.stem}.json"
             if path.is_file():
-                rows.append(json.loads(path.read_text()))
-                continue
-            row = _row(args, task, ready.scorer, model, divider, method, item, ready.root)
-            atomic_write(path, lambda h: h.write(json.dumps(row).encode()))
-            rows.append(row)
+                return json.loads(path.read_text())
+            row = _row(args, settings, ready.scorer, model, divider, method, item, ready.root)
+            atomic_write_json(path, row)
+            return row
+
+        report = run_items(items, row_of, run_dir=output_dir, desc=method, strict=args.strict)
+        failed += len(report.failures)
+        rows = list(report.results.values())
+        if not rows:
+            continue
         summaries[method] = _summary(rows)
         curves[method] = {kind: [(r["curves"][f"x_{kind}"], r["curves"][f"y_{kind}"]) for r in rows]
                           for kind in ("ins", "del")}
+    if not summaries:
+        raise InputError(f"no image could be evaluated; see {output_dir / 'failures.jsonl'}")
     table = write_table(summaries, output_dir)
-    from visualization.overlay import save_curves_figure
-
     for kind, name in (("ins", "insertion"), ("del", "deletion")):
         save_curves_figure({m: c[kind] for m, c in curves.items()}, output_dir / f"mean_{name}_curves.png", kind=name)
-    print(f"\n{task_name}: {len(items)} images\n{table}\n\nWritten: {output_dir}/table.md, table.csv, "
+    print(f"\n{task.name}: {len(items)} images\n{table}\n\nWritten: {output_dir}/table.md, table.csv, "
           f"mean_insertion_curves.png, mean_deletion_curves.png")
-    return summaries
+    return {"summaries": summaries, "failed": failed}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = get_args_parser(argv).parse_args(argv)
-    return run_reporting_input_errors(lambda: run(args))
+    return run_reporting_input_errors(lambda: 1 if run(args)["failed"] else 0)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@
 Hesse et al. (NeurIPS 2024) evaluate the Single Deletion Score on a model that has seen cell
 deletions during training, so that deleting a cell is "in domain": the classifier is
 fine-tuned on images in which, with probability 0.5, one random cell of the G×G grid
-(G = 4, the SDS grid: cell row ⌊i·G/H⌋, column ⌊j·G/W⌋) is replaced by the baseline, zeros in
+(G = 4, the SDS grid: cells of ``regions.grid_division``, boundaries round(r·H/G) and round(c·W/G)) is replaced by the baseline, zeros in
 normalised space (the normalisation mean as an RGB colour), with SGD (lr 0.001, momentum 0.9,
 weight decay 1e-4) for 30 epochs and the learning rate divided by 10 every 10 epochs.
 
@@ -42,9 +42,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from submodular_attribution.data import InputError, ListItem, run_reporting_input_errors
+from submodular_attribution.common.errors import InputError, run_reporting_input_errors
+from submodular_attribution.common.lists import ListItem
 
-from .saliency_metrics import grid_cells
+from submodular_attribution.regions import grid_division
 
 #: Tasks whose scorer is a :class:`~submodular_attribution.models.ClassifierScorer` over one network.
 CLASSIFIER_TASKS = ("shapes", "imagenet_classifier", "cub")
@@ -111,7 +112,7 @@ def delete_random_cells(images: torch.Tensor, *, grid: int = 4, p_delete: float 
                         generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Each image of the batch (B×3×H×W, RGB) independently, with probability ``p_delete``:
     one cell of the ``grid``×``grid`` partition, chosen uniformly, set to ``baseline`` (a
-    float or 3 RGB values). Cells are those of the Single Deletion Score (row ⌊i·G/H⌋).
+    float or 3 RGB values). Cells are those of the Single Deletion Score (``regions.grid_division``).
 
     Returns (new images, B-long cell index per image, −1 where nothing was deleted). Random
     numbers come from ``generator`` (CPU).
@@ -119,7 +120,7 @@ def delete_random_cells(images: torch.Tensor, *, grid: int = 4, p_delete: float 
     if not 0.0 <= p_delete <= 1.0:
         raise ValueError(f"p_delete must be in [0, 1], got {p_delete}")
     b, _, h, w = images.shape
-    cells = torch.as_tensor(grid_cells((h, w), grid), device=images.device)
+    cells = torch.as_tensor(grid_division(h, w, grid, grid), device=images.device).long()
     chosen = torch.rand(b, generator=generator) < p_delete
     which = torch.randint(0, grid * grid, (b,), generator=generator)
     which = torch.where(chosen, which, torch.full_like(which, -1))
@@ -248,8 +249,7 @@ class ImageListDataset(Dataset):
         return len(self.items)
 
     def __getitem__(self, index: int):
-        from submodular_attribution.cli import image_tensor
-        from submodular_attribution.data import load_image_rgb
+        from submodular_attribution.common.images import image_tensor, load_image_rgb
 
         item = self.items[index]
         return image_tensor(load_image_rgb(self.root / item.path, self.size)), item.label
@@ -277,20 +277,21 @@ def image_folder_items(folder: str | Path) -> tuple[list[ListItem], list[str]]:
 # --------------------------------------------------------------------------- CLI
 
 def get_args_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
-    from submodular_attribution.tasks import model_parser
+    from submodular_attribution.frontend import model_parser
 
-    parser, group = model_parser(argv, "python -m evals.finetune_id_sds", __doc__.split("\n\n")[0],
-                                 "ID-SDS fine-tuning")  # run() names the tasks that have a classifier
-    for action in parser._actions:  # re-purpose shared flags for training
-        if action.dest == "batch_size":
-            action.help = f"images per training step (default: {ID_SDS_RECIPE['batch_size']})"
-        elif action.dest == "grid":
-            action.help = "cells per side of the deletion grid (the SDS grid)"
-        elif action.dest == "eval_list":
+    parser = model_parser(argv, "python -m evals.finetune_id_sds", __doc__.split("\n\n")[0])
+    # run() names the tasks that have a classifier; training takes the recipe's batch size
+    parser.set_defaults(eval_list=None, batch_size=ID_SDS_RECIPE["batch_size"])
+    for action in parser._actions:
+        if action.dest == "eval_list":
             action.help = "training images as '<relative path> <class index>' lines (or --image-folder)"
+        elif action.dest == "batch_size":
+            action.help = "images per training step"
         elif action.dest == "seed":
             action.help = "seeds shuffling and cell deletions"
-    parser.set_defaults(grid=ID_SDS_RECIPE["grid"])
+    group = parser.add_argument_group("ID-SDS fine-tuning")
+    group.add_argument("--grid", type=int, default=ID_SDS_RECIPE["grid"],
+                       help="cells per side of the deletion grid (the SDS grid)")
     group.add_argument("--image-folder", default=None, help="training images in <class>/<file> folders")
     group.add_argument("--output", default=None,
                        help="where to save the fine-tuned weights (default: <checkpoint stem>-id-sds.pth beside it)")
@@ -324,32 +325,28 @@ def _check_numbers(args: argparse.Namespace) -> None:
               (args.step_size >= 1, f"--step-size must be >= 1, got {args.step_size}"),
               (0.0 <= args.p_delete <= 1.0, f"--p-delete must be in [0, 1], got {args.p_delete}"),
               (args.grid >= 1, f"--grid must be >= 1, got {args.grid}"),
-              (args.workers >= 0, f"--workers must be >= 0, got {args.workers}")]
+              (args.workers >= 0, f"--workers must be >= 0, got {args.workers}"),
+              (args.batch_size >= 1, f"--batch-size must be >= 1, got {args.batch_size}")]
     for ok, message in checks:
         if not ok:
             raise InputError(message)
 
 
 def run(args: argparse.Namespace) -> Path:
-    from submodular_attribution.atomic import atomic_torch_save
-    from submodular_attribution.cli import resolve_defaults
-    from submodular_attribution.data import read_eval_list, select_range
+    from submodular_attribution.common.atomic import atomic_torch_save
+    from submodular_attribution.common.lists import read_eval_list, select_range
+    from submodular_attribution.frontend import input_size
     from submodular_attribution.models import resolve_device
-    from submodular_attribution.tasks import get_task
+    from submodular_attribution.tasks import get_model_task
 
     if args.model not in CLASSIFIER_TASKS:
         raise InputError(f"--model {args.model}: ID-SDS fine-tuning needs a classifier network "
                          f"({', '.join(CLASSIFIER_TASKS)})")
+    task = get_model_task(args.model)
     if (args.image_folder is None) == (args.eval_list is None):
         raise InputError("give exactly one of --image-folder or --eval-list (the training images)")
-    if args.batch_size is None:
-        args.batch_size = ID_SDS_RECIPE["batch_size"]
     _check_numbers(args)
-    task = get_task(args.model)
-    eval_list = args.eval_list
-    args.eval_list = eval_list or str(args.image_folder)  # resolve_defaults only checks it is set
-    args = resolve_defaults(task, args)
-    args.eval_list = eval_list
+    args.input_size = list(input_size(args.input_size))
 
     if args.image_folder is not None:
         items, classes = image_folder_items(args.image_folder)
@@ -376,9 +373,9 @@ def run(args: argparse.Namespace) -> Path:
     if output.is_dir():
         raise InputError(f"--output {output}: is a folder")
 
-    args.resolved_device = device = resolve_device(args.device)
+    device = resolve_device(args.device)
     torch.manual_seed(args.seed)
-    scorer = task.build_scorer(args, device)
+    scorer = task.build_scorer(args, device, False)
     net = getattr(scorer, "net", None)
     if not isinstance(net, nn.Module):
         raise InputError(f"--model {args.model}: ID-SDS fine-tuning needs a classifier network")

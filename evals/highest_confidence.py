@@ -38,10 +38,12 @@ from typing import Sequence
 
 import numpy as np
 
-from submodular_attribution.data import InputError, run_reporting_input_errors
+from submodular_attribution.common.errors import InputError, run_reporting_input_errors
 from submodular_attribution.tasks import TASK_NAMES
 
-from .saliency_metrics import DEFAULT_BUDGETS, highest_confidence_ordering, mean_finite
+from submodular_attribution.common.curves import mean_finite
+
+from .saliency_metrics import DEFAULT_BUDGETS, highest_confidence_ordering
 
 
 def _mode_and_model(argv: Sequence[str] | None) -> tuple[bool, str]:
@@ -67,10 +69,10 @@ def _add_common(group) -> None:
 def get_args_parser(maps: bool = False, model: str = "shapes") -> argparse.ArgumentParser:
     """The plain parser; with ``maps``, the task parser of ``model`` (its model and data flags) too."""
     if maps:
-        from submodular_attribution.cli import get_args_parser as task_parser
-        from submodular_attribution.tasks import get_task
+        from submodular_attribution.frontend import base_parser
+        from submodular_attribution.tasks import get_model_task
 
-        parser = task_parser(get_task(model))
+        parser = base_parser(get_model_task(model), "python -m evals.highest_confidence", __doc__.split("\n\n")[0])
         group = parser.add_argument_group("highest confidence")
         group.add_argument("--model", choices=TASK_NAMES, default="shapes",
                            help="model configuration (a task name) for --maps")
@@ -112,7 +114,7 @@ def summarize(per_image: list[dict], budgets: Sequence[float]) -> list[dict]:
 
 def ordering_values(run_dir: str | Path, budgets: Sequence[float], include_empty: bool = False) -> list[dict]:
     """Per image of an SMDL run folder: ``{"image": json path relative to the folder, "values": {b: (conf, area)}}``."""
-    from submodular_attribution.results import find_result_files, load_result
+    from submodular_attribution.common.results import find_result_files, load_result
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -142,11 +144,11 @@ def saliency_values(args: argparse.Namespace, budgets: Sequence[float]) -> list[
     import torch
     from tqdm import tqdm
 
-    from baseline_attribution.maps import read_map
     from baseline_attribution.models import attribution_model
-    from submodular_attribution.cli import image_tensor, prepare
-    from submodular_attribution.data import load_image_rgb
-    from submodular_attribution.tasks import get_task
+    from submodular_attribution.common.images import image_tensor, load_image_rgb
+    from submodular_attribution.common.maps import read_map
+    from submodular_attribution.frontend import prepare
+    from submodular_attribution.tasks import get_model_task
 
     from .saliency_metrics import highest_confidence_saliency
 
@@ -155,7 +157,7 @@ def saliency_values(args: argparse.Namespace, budgets: Sequence[float]) -> list[
         raise InputError(f"--maps {maps_dir}: no such folder")
     if args.n_points < 2:
         raise InputError(f"--n-points must be >= 2, got {args.n_points}")
-    ready = prepare(get_task(args.model), args)
+    ready = prepare(get_model_task(args.model), args)
     if ready.worker.world_size > 1:
         raise InputError("highest_confidence runs as a single process; do not start it with torchrun")
     model = attribution_model(ready.scorer, batch_size=args.batch_size)

@@ -34,10 +34,11 @@ import torch
 import torch.nn.functional as F
 
 from baseline_attribution.base import AttributionModel
-from evals.auc import trapezoid_auc
-from submodular_attribution.results import LoadedResult
+from submodular_attribution.common.curves import mean_finite, trapezoid_auc
+from submodular_attribution.common.images import IMAGENET_MEAN
+from submodular_attribution.common.results import LoadedResult
+from submodular_attribution.regions import grid_division
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
 DEFAULT_RATIOS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 DEFAULT_BUDGETS = (0.25, 0.5, 0.75, 1.0)
 PRESETS = ("smdl", "fixed", "xplique", "rise")
@@ -78,11 +79,12 @@ def _check_output(output: str) -> None:
 
 def _rank(saliency: np.ndarray, descending: bool) -> np.ndarray:
     """H×W int64: each pixel's position when sorted by saliency (stable: ties by raster index)."""
+    from scipy.stats import rankdata
+
     flat = saliency.ravel()
-    order = np.argsort(-flat if descending else flat, kind="stable")
-    rank = np.empty(flat.size, dtype=np.int64)
-    rank[order] = np.arange(flat.size)
-    return rank.reshape(saliency.shape)
+    # "ordinal" ranks ties in order of appearance, i.e. a stable sort
+    rank = rankdata(-flat if descending else flat, method="ordinal") - 1
+    return rank.astype(np.int64).reshape(saliency.shape)
 
 
 def _fill(baseline: Fill, image: torch.Tensor) -> torch.Tensor:
@@ -110,21 +112,18 @@ def normalisation_mean(model: AttributionModel) -> tuple[float, float, float]:
     return IMAGENET_MEAN
 
 
-@torch.no_grad()
 def _score(model: AttributionModel, build: Callable[[int, int], torch.Tensor], n: int, target: int,
            output: str) -> np.ndarray:
-    """(n,) float64 target outputs of the images ``build(lo, hi)``, ``batch_size`` at a time.
+    """(n,) float64 target outputs of the images ``build(lo, hi)``, ``batch_size`` at a time
+    (:meth:`AttributionModel.batched`, no gradients).
 
     output "prob": softmax probability (``model.probs``); "logit": the raw logit.
     """
     _check_output(output)
-    step = max(1, int(model.batch_size))
-    scores = []
-    for lo in range(0, n, step):
-        batch = build(lo, min(n, lo + step))
-        values = model.probs(batch) if output == "prob" else model.logits(batch)
-        scores.append(values[:, target].detach().double().cpu())
-    return torch.cat(scores).numpy() if scores else np.zeros(0)
+    if n == 0:
+        return np.zeros(0)
+    fn = model.probs if output == "prob" else model.logits
+    return model.batched(lambda batch: fn(batch)[:, target], build, n).double().cpu().numpy()
 
 
 def _reveal_scores(model, image, target, rank: np.ndarray, ks: np.ndarray, start: torch.Tensor,
@@ -150,16 +149,6 @@ def _masked_scores(model, image, target, removed: np.ndarray, fill: torch.Tensor
     return _score(model, build, len(removed), target, output)
 
 
-def grid_cells(shape: tuple[int, int], grid: int) -> np.ndarray:
-    """H×W int64 cell index (row-major over a grid×grid partition, cell row = ⌊i·G/H⌋)."""
-    h, w = shape
-    if not 1 <= grid <= min(h, w):
-        raise ValueError(f"grid must be between 1 and min(H, W) = {min(h, w)}, got {grid}")
-    rows = (np.arange(h) * grid) // h
-    cols = (np.arange(w) * grid) // w
-    return rows[:, None] * grid + cols[None, :]
-
-
 def _random_subsets(rng: np.random.Generator, num_samples: int, num_features: int, fraction: float,
                     subset: str) -> np.ndarray:
     """(num_samples, num_features) bool, True = removed.
@@ -177,47 +166,25 @@ def _random_subsets(rng: np.random.Generator, num_samples: int, num_features: in
     raise ValueError(f"subset must be 'bernoulli' or 'fixed', got {subset!r}")
 
 
-def _pearson(a: np.ndarray, b: np.ndarray) -> float:
-    """Pearson correlation; NaN when either input is constant (or has < 2 values)."""
+def _correlate(a, b, correlation: str) -> float:
+    """``scipy.stats.spearmanr`` (ties get their average rank) or ``pearsonr`` of two 1-D samples.
+
+    NaN when the correlation is undefined: fewer than 2 values, a non-finite value, or an
+    exactly constant input. Checked here, with scipy's own test (all equal), so scipy's
+    ConstantInputWarning cannot fire.
+    """
+    from scipy import stats
+
+    if correlation not in ("spearman", "pearson"):
+        raise ValueError(f"correlation must be 'spearman' or 'pearson', got {correlation!r}")
     a = np.asarray(a, dtype=np.float64).ravel()
     b = np.asarray(b, dtype=np.float64).ravel()
     if a.size < 2 or not (np.isfinite(a).all() and np.isfinite(b).all()):
         return float("nan")
     if np.ptp(a) == 0.0 or np.ptp(b) == 0.0:  # exactly constant: no correlation defined
         return float("nan")
-    a = a - a.mean()
-    b = b - b.mean()
-    norm = math.sqrt(float(a @ a) * float(b @ b))
-    return float(np.clip(float(a @ b) / norm, -1.0, 1.0))
-
-
-def _spearman(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman correlation = Pearson of the ranks (ties get their average rank); NaN if constant."""
-    from scipy.stats import rankdata
-
-    return _pearson(rankdata(np.asarray(a, dtype=np.float64).ravel()),
-                    rankdata(np.asarray(b, dtype=np.float64).ravel()))
-
-
-def _correlate(a, b, correlation: str) -> float:
-    if correlation == "spearman":
-        return _spearman(a, b)
-    if correlation == "pearson":
-        return _pearson(a, b)
-    raise ValueError(f"correlation must be 'spearman' or 'pearson', got {correlation!r}")
-
-
-def mean_finite(scores) -> tuple[float, int]:
-    """(mean of the finite values, number of non-finite values dropped).
-
-    The mean is NaN when no value is finite. Use it to average per-image correlations
-    (Single Deletion Score, MuFidelity, Sensitivity-N) so that undefined ones are dropped
-    explicitly and counted, never silently.
-    """
-    values = np.asarray(list(scores) if not isinstance(scores, np.ndarray) else scores, dtype=np.float64).ravel()
-    finite = np.isfinite(values)
-    dropped = int(values.size - finite.sum())
-    return (float(values[finite].mean()) if finite.any() else float("nan")), dropped
+    result = stats.spearmanr(a, b) if correlation == "spearman" else stats.pearsonr(a, b)
+    return float(result.statistic)
 
 
 # --------------------------------------------------------------------------- insertion / deletion
@@ -326,23 +293,6 @@ def insertion_deletion(model: AttributionModel, image: torch.Tensor, target: int
     }
 
 
-def ordering_to_saliency(rank_map: np.ndarray) -> np.ndarray:
-    """An SMDL rank map (H×W, 0 = first region) as a saliency map: N − rank, float32.
-
-    N = max rank + 1, so the first region scores N and the last 1. Through the per-pixel
-    functions the regions come out in SMDL's order; inside a region (equal saliency) pixels
-    are taken in raster order, so curves at fixed area points cut regions part-way. The
-    region-wise curves of a result folder (evaluated exactly at region boundaries, with the
-    scores stored by the search) are what :mod:`evals.auc` computes.
-    """
-    ranks = np.asarray(rank_map)
-    if ranks.ndim != 2 or not np.issubdtype(ranks.dtype, np.integer):
-        raise ValueError(f"rank map must be an H×W integer array, got {ranks.dtype} {ranks.shape}")
-    if ranks.size == 0 or ranks.min() < 0:
-        raise ValueError("rank map must be non-empty with ranks >= 0")
-    return (int(ranks.max()) + 1 - ranks.astype(np.int64)).astype(np.float32)
-
-
 # --------------------------------------------------------------------------- correlation metrics
 
 def mufidelity(model: AttributionModel, image: torch.Tensor, target: int, saliency, *, grid: int = 7,
@@ -351,7 +301,8 @@ def mufidelity(model: AttributionModel, image: torch.Tensor, target: int, salien
                seed: int = 0) -> float:
     """MuFidelity (Bhatt et al., IJCAI 2020, def. 3), as Xplique computes it on images.
 
-    The image is cut into a ``grid``×``grid`` partition (cell row ⌊i·G/H⌋, column ⌊j·G/W⌋).
+    The image is cut into a ``grid``×``grid`` partition (:func:`~submodular_attribution.regions.grid_division`:
+    cell r spans rows round(r·H/G) to round((r+1)·H/G) − 1, likewise for columns).
     Each of ``num_samples`` samples removes every cell independently with probability
     ``subset_fraction`` (``subset="bernoulli"``, Xplique's current code), or exactly
     round(subset_fraction·G²) cells (``subset="fixed"``, the paper's |S| and older Xplique,
@@ -368,7 +319,7 @@ def mufidelity(model: AttributionModel, image: torch.Tensor, target: int, salien
     """
     image = _image(model, image)
     sal = _saliency(saliency, tuple(image.shape[1:]))
-    cells = grid_cells(sal.shape, grid)
+    cells = grid_division(*sal.shape, grid, grid)
     rng = np.random.default_rng(seed)
     removed_cells = _random_subsets(rng, num_samples, grid * grid, subset_fraction, subset)
     removed = removed_cells[:, cells]  # S×H×W
@@ -399,7 +350,7 @@ def sensitivity_n(model: AttributionModel, image: torch.Tensor, target: int, sal
     sal = _saliency(saliency, tuple(image.shape[1:]))
     fill = _fill(baseline, image)
     rng = np.random.default_rng(seed)
-    cells = grid_cells(sal.shape, grid) if grid is not None else None
+    cells = grid_division(*sal.shape, grid, grid) if grid is not None else None
     base = _score(model, lambda lo, hi: image[None], 1, target, "logit")[0]
     result = {}
     for ratio in ratios:
@@ -409,7 +360,7 @@ def sensitivity_n(model: AttributionModel, image: torch.Tensor, target: int, sal
             removed = _random_subsets(rng, num_samples, grid * grid, ratio, subset)[:, cells]
         attrs = removed.reshape(num_samples, -1).astype(np.float64) @ sal.ravel()
         drops = base - _masked_scores(model, image, target, removed, fill, "logit")
-        result[float(ratio)] = _pearson(drops, attrs)
+        result[float(ratio)] = _correlate(drops, attrs, "pearson")
     return result
 
 
@@ -469,7 +420,8 @@ def single_deletion_score(model: AttributionModel, image: torch.Tensor, target: 
                           grid: int = 4, baseline: Fill = None, absolute: bool = False) -> float:
     """Single Deletion Score (Hesse et al., NeurIPS 2024) of one image.
 
-    The image is split into a ``grid``×``grid`` partition (cell row ⌊i·G/H⌋, default G = 4).
+    The image is split into a ``grid``×``grid`` partition (default G = 4; cell boundaries
+    round(r·H/G), as :func:`~submodular_attribution.regions.grid_division`).
     Per cell c: attribution a_c = Σ saliency over the cell (Σ |saliency| with
     ``absolute=True``; the paper finds signed maps score better) and drop
     d_c = y_t(x) − y_t(x with only cell c replaced by the baseline), y = target **logit**.
@@ -483,13 +435,13 @@ def single_deletion_score(model: AttributionModel, image: torch.Tensor, target: 
     sal = _saliency(saliency, tuple(image.shape[1:]))
     if absolute:
         sal = np.abs(sal)
-    cells = grid_cells(sal.shape, grid)
+    cells = grid_division(*sal.shape, grid, grid)
     fill = _fill(normalisation_mean(model) if baseline is None else baseline, image)
     attrs = np.bincount(cells.ravel(), weights=sal.ravel(), minlength=grid * grid)
     removed = cells[None] == np.arange(grid * grid)[:, None, None]
     base = _score(model, lambda lo, hi: image[None], 1, target, "logit")[0]
     drops = base - _masked_scores(model, image, target, removed, fill, "logit")
-    return _spearman(attrs, drops)
+    return _correlate(attrs, drops, "spearman")
 
 
 def incremental_deletion(model: AttributionModel, image: torch.Tensor, target: int, saliency, *,

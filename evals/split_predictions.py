@@ -34,10 +34,13 @@ from typing import Sequence
 import torch
 from tqdm import tqdm
 
-from submodular_attribution.atomic import atomic_write
-from submodular_attribution.cli import image_tensor, prepare
-from submodular_attribution.data import InputError, ListItem, load_image_rgb, run_reporting_input_errors
-from submodular_attribution.tasks import get_task, model_parser
+from submodular_attribution.common.atomic import atomic_write_text
+from submodular_attribution.common.errors import InputError, run_reporting_input_errors
+from submodular_attribution.common.images import image_tensor, load_image_rgb
+from submodular_attribution.common.lists import ListItem
+from submodular_attribution.common.progress import run_items
+from submodular_attribution.frontend import model_parser, prepare
+from submodular_attribution.tasks import get_model_task
 
 CSV_COLUMNS = ("path", "label", "prediction", "p_label", "p_prediction")
 
@@ -57,20 +60,26 @@ class Prediction:
 
 
 def get_args_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
-    parser, _ = model_parser(argv, "python -m evals.split_predictions", __doc__.split("\n\n")[0], "split")
-    return parser
+    return model_parser(argv, "python -m evals.split_predictions", __doc__.split("\n\n")[0],
+                        save_dir_help="folder for correct.txt, misclassified.txt and predictions.csv (required)")
 
 
 @torch.no_grad()
 def predict(scorer, items: Sequence[ListItem], root: Path, input_size: tuple[int, int], batch_size: int,
-            progress: bool = True) -> list[Prediction]:
-    """Classify every item's full image (resized to ``input_size``), ``batch_size`` at a time."""
+            progress: bool = True, save_dir: str | Path | None = None, strict: bool = False) -> list[Prediction]:
+    """Classify every item's full image (resized to ``input_size``), ``batch_size`` at a time.
+    An unreadable image is reported, recorded in ``<save_dir>/failures.jsonl`` and left out
+    (``strict``: an error)."""
     results: list[Prediction] = []
     starts = range(0, len(items), batch_size)
     for start in tqdm(starts, desc="predicting", unit="batch", disable=None if progress and len(starts) > 1 else True):
-        batch = items[start:start + batch_size]
-        images = torch.stack([image_tensor(load_image_rgb(root / item.path, input_size)) for item in batch])
-        probs = scorer(images.to(scorer.device)).probs.detach().double().cpu()
+        loaded = run_items(items[start:start + batch_size],
+                           lambda item: image_tensor(load_image_rgb(root / item.path, input_size)),
+                           run_dir=save_dir or ".", desc="loading", strict=strict, show=False).results
+        if not loaded:
+            continue
+        batch = list(loaded)
+        probs = scorer(torch.stack(list(loaded.values())).to(scorer.device)).probs.detach().double().cpu()
         predictions = probs.argmax(dim=1)
         for item, row, pred in zip(batch, probs, predictions.tolist()):
             results.append(Prediction(item, int(pred), float(row[item.label]), float(row[pred])))
@@ -102,7 +111,7 @@ def write_split(save_dir: str | Path, predictions: Sequence[Prediction], root: P
         "predictions": (save_dir / "predictions.csv", _csv_text(predictions)),
     }
     for path, text in texts.values():
-        atomic_write(path, lambda handle, text=text: handle.write(text.encode()))
+        atomic_write_text(path, text)
     return {name: path for name, (path, _) in texts.items()}
 
 
@@ -112,11 +121,14 @@ def run(args: argparse.Namespace) -> dict:
     save_dir = Path(args.save_dir)
     if save_dir.exists() and not save_dir.is_dir():
         raise InputError(f"--save-dir {save_dir}: exists and is not a folder")
-    ready = prepare(get_task(args.model), args)
+    ready = prepare(get_model_task(args.model), args)
     if ready.worker.world_size > 1:
         raise InputError("split_predictions runs as a single process (one forward pass per image); "
                          "do not start it with torchrun")
-    predictions = predict(ready.scorer, ready.items, ready.root, tuple(args.input_size), args.batch_size)
+    predictions = predict(ready.scorer, ready.items, ready.root, tuple(args.input_size), args.batch_size,
+                          save_dir=save_dir, strict=args.strict)
+    if not predictions:
+        raise InputError(f"{args.eval_list}: no image could be read")
     paths = write_split(save_dir, predictions, ready.root)
     n_correct = sum(p.correct for p in predictions)
     n = len(predictions)

@@ -16,10 +16,9 @@ import time
 
 import torch
 
-import utils
-
 from .models import resolve_device
 from .objective import Weights
+from .regions import grid_division
 from .search import explain
 from .shapes import IMAGE_SIZE, ShapesCNN, build_scorer
 
@@ -59,7 +58,7 @@ def main(argv=None) -> int:
     print(f"{'N':>4} {'search':<14} {'forwards':>9} {'s/image':>8} {'images/s':>9} {'vs bare':>8}")
     for n in args.regions:
         side = math.isqrt(n)
-        labels = torch.from_numpy(utils.grid_division(IMAGE_SIZE, IMAGE_SIZE, side, side))
+        labels = torch.from_numpy(grid_division(IMAGE_SIZE, IMAGE_SIZE, side, side))
         counts = {}
         for search in ("greedy", "bidirectional"):
             _sync(device)

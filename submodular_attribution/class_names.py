@@ -181,7 +181,7 @@ CLASS_SETS: dict[str, ClassSet] = {
 
 def get_class_set(name: str) -> tuple[list[str], list[str]]:
     """``(classes, templates)`` of a registered class set; unknown names are an ``InputError``."""
-    from .data import InputError
+    from .common.errors import InputError
 
     if name not in CLASS_SETS:
         raise InputError(f"unknown class set {name!r} (known: {', '.join(CLASS_SETS)})")

@@ -1,86 +1,80 @@
-"""The command-line front end shared by every ``smdl_explanation_<task>`` script.
+"""The command line shared by every ``smdl_explanation_<task>`` script.
 
-A task is a :class:`TaskConfig`: its defaults (input size, region size, λ, result
-folder) and how to build its scorer. Flags default to ``None`` so the task config
-stays the single source of truth; ``resolve_defaults`` fills them in.
+A script is an :class:`SMDLTask`: a model task (``tasks.py``) plus the published SMDL
+defaults for it (regions, λ, result folder). The shared data/model/run flags come from
+:func:`submodular_attribution.frontend.base_parser`; this module adds the SMDL-only ones.
 """
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
-from .data import InputError, ListItem, load_image_rgb, read_eval_list, run_reporting_input_errors, select_range
-from .distributed import Worker, current_worker, shard, worker_device
-from .divisions import DIVISIONS, RegionDivider
-from .models import Scorer, resolve_device
+from .common import paths
+from .common.atomic import ensure_dir
+from .common.distributed import current_worker
+from .common.errors import InputError, run_reporting_input_errors
+from .common.images import image_tensor, load_image_rgb
+from .common.lists import ListItem
+from .common.progress import ItemReport, run_items
+from .common.provenance import write_provenance
+from .common.results import is_finished, save_result
+from .frontend import base_parser, check_common, prepare, run_device
 from .objective import POSITIONAL_ORDER, Weights
-from .results import build_record, is_finished, run_folder_name, save_result, write_provenance
+from .records import build_record, run_folder_name
+from .regions import DIVISIONS, DivisionConfig, RegionDivider
 from .search import SEARCHES, explain
+from .tasks import ModelTask, get_model_task
 
 
 @dataclass(frozen=True)
-class TaskConfig:
-    """Defaults of one experiment and how to build its model."""
+class SMDLTask:
+    """A model task with SMDL's published defaults for it.
 
-    name: str
-    description: str
-    build_scorer: Callable[[argparse.Namespace, torch.device], Scorer]
-    input_size: tuple[int, int]
-    region_size: int
+    weights_by_search: published λ per search where they differ from ``weights`` (e.g. CLIP's
+    bidirectional search); division_options: per division, e.g. ``{"slico": {"ruler": 40.0}}``.
+    save_dir: the result folder's name under ``submodular_results/``.
+    """
+
+    model: ModelTask
     weights: Weights
     save_dir: str
-    eval_list: str | None = None
+    region_size: int = 30
     division: str = "slico"
-    division_options: dict = field(default_factory=dict)  # per division, e.g. {"slico": {"ruler": 40.0}}
-    # Published λ per search where they differ from ``weights`` (e.g. CLIP bidirectional).
+    division_options: dict = field(default_factory=dict)
     weights_by_search: dict = field(default_factory=dict)
-    # Adds the task's own flags (model name, class set, heads) to the parser.
-    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None
-    batch_size: int = 64
-    checkpoint: str | None = None
-    # Called before the list is read, e.g. to generate the default benchmark's images.
-    prepare: Callable[[argparse.Namespace], None] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    def default_save_dir(self) -> str:
+        return str(paths.results_dir() / self.save_dir)
 
 
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows defaults, except ``None`` ones (filled from the task config and named in the help)."""
-
-    def _get_help_string(self, action):
-        if action.default is None or "default" in (action.help or ""):
-            return action.help
-        return super()._get_help_string(action)
+def get_smdl_task(name: str) -> SMDLTask:
+    """The SMDL configuration of a task name (its ``smdl_explanation_<name>`` script)."""
+    name = get_model_task(name).name  # resolves aliases, rejects unknown names
+    return importlib.import_module(f".smdl_explanation_{name}", __package__).TASK
 
 
-def get_args_parser(task: TaskConfig) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=f"python -m submodular_attribution.smdl_explanation_{task.name}",
-        description=task.description,
-        formatter_class=_HelpFormatter,
-    )
-    data = parser.add_argument_group("data")
-    data.add_argument("--eval-list", default=None,
-                      help=f"lines '<relative path> <class index>' (default: {task.eval_list})")
-    data.add_argument("--datasets", default=None, help="image root the list's paths are relative to "
-                      "(default: the list's folder)")
-    data.add_argument("--begin", type=int, default=0, help="first list item (0-based)")
-    data.add_argument("--end", type=int, default=-1, help="stop before this item; -1 = through the last line")
-    data.add_argument("--target", choices=("label", "prediction"), default="label",
-                      help="explain the list's class, or the model's prediction on the full image")
-
+def add_smdl_arguments(parser: argparse.ArgumentParser, task: SMDLTask) -> None:
+    """The region, objective-weight and search groups, with ``task``'s defaults."""
     regions = parser.add_argument_group("regions")
-    regions.add_argument("--division", "--superpixel-algorithm", dest="division", choices=DIVISIONS, default=None,
-                         help=f"how the image is split into regions (default: {task.division})")
-    regions.add_argument("--region-size", type=int, default=None,
-                         help=f"superpixel/grid cell size in pixels at the model's input resolution "
-                              f"(default: {task.region_size})")
+    regions.add_argument("--division", "--superpixel-algorithm", dest="division", choices=DIVISIONS,
+                         default=task.division, help="how the image is split into regions")
+    regions.add_argument("--region-size", type=int, default=task.region_size,
+                         help="superpixel/grid cell side in pixels at the model's input resolution")
+    regions.add_argument("--num-regions", type=int, default=None, metavar="K",
+                         help="about K regions instead: the region size (or SEEDS count, or the prior's cells "
+                              "per region) is chosen for the input resolution")
     regions.add_argument("--sam-masks", default=None,
                          help="--division sam: folder of label maps made by SAM_mask_generate.py")
     regions.add_argument("--sam-checkpoint", default=None,
@@ -95,9 +89,11 @@ def get_args_parser(task: TaskConfig) -> argparse.ArgumentParser:
         "objective weights", "named, or positional as in the original CLI: "
         "λ1 confidence, λ2 effectiveness, λ3 consistency, λ4 collaboration")
     defaults = task.weights.positional()
+    by_search = {s: w.positional() for s, w in task.weights_by_search.items()}
     for i, name in enumerate(POSITIONAL_ORDER):
+        extra = "".join(f"; {v[i]} with --search {s}" for s, v in by_search.items() if v[i] != defaults[i])
         objective.add_argument(f"--{name}-weight", f"--lambda{i + 1}", dest=f"lambda{i + 1}", type=float,
-                               default=None, metavar="W", help=f"default: {defaults[i]}")
+                               default=None, metavar="W", help=f"default: {defaults[i]}{extra}")
 
     search = parser.add_argument_group("search")
     search.add_argument("--search", choices=SEARCHES, default="greedy",
@@ -105,126 +101,113 @@ def get_args_parser(task: TaskConfig) -> argparse.ArgumentParser:
     search.add_argument("--pending-samples", type=int, default=8,
                         help="bidirectional search: candidates re-scored exactly in each backward step")
 
-    run = parser.add_argument_group("run")
-    run.add_argument("--save-dir", default=None, help=f"results root (default: {task.save_dir})")
-    run.add_argument("--checkpoint", default=None, help=f"model weights (default: {task.checkpoint})")
-    run.add_argument("--input-size", type=int, nargs="+", metavar="SIZE", default=None,
-                     help=f"model input resolution, H W or one side for square; images are resized to it and divided there "
-                          f"(default: {task.input_size[0]} {task.input_size[1]})")
-    run.add_argument("--device", default="auto", help="auto (one GPU per torchrun rank), cpu, cuda, cuda:1, ...")
-    run.add_argument("--batch-size", type=int, default=None,
-                     help=f"images per forward pass (default: {task.batch_size})")
-    run.add_argument("--seed", type=int, default=0, help="seeds torch and the random-ordering control")
-    if task.add_arguments is not None:
-        task.add_arguments(parser.add_argument_group("model"))
+
+def get_args_parser(task: SMDLTask) -> argparse.ArgumentParser:
+    parser = base_parser(task.model, f"python -m submodular_attribution.smdl_explanation_{task.name}",
+                         task.model.description, save_dir_help=f"results root (default: {task.default_save_dir()})")
+    add_smdl_arguments(parser, task)
     return parser
 
 
-def resolve_defaults(task: TaskConfig, args: argparse.Namespace) -> argparse.Namespace:
-    """Fill ``None`` flags from the task config and validate the numbers."""
-    weights = task.weights_by_search.get(args.search, task.weights)
-    defaults = {"eval_list": task.eval_list, "division": task.division,
-                "region_size": task.region_size, "save_dir": task.save_dir, "checkpoint": task.checkpoint,
-                "batch_size": task.batch_size, "input_size": list(task.input_size),
-                **{f"lambda{i + 1}": value for i, value in enumerate(weights.positional())}}
-    for name, value in defaults.items():
-        if getattr(args, name) is None:
-            setattr(args, name, value)
-    if args.eval_list is None:
-        raise InputError("--eval-list is required for this task")
-    if len(args.input_size) == 1:
-        args.input_size = args.input_size * 2
-    if len(args.input_size) != 2 or min(args.input_size) < 1:
-        raise InputError(f"--input-size takes H W or one positive side, got {' '.join(map(str, args.input_size))}")
-    if args.batch_size < 1:
-        raise InputError(f"--batch-size must be ≥ 1, got {args.batch_size}")
-    if args.region_size < 1:
-        raise InputError(f"--region-size must be ≥ 1, got {args.region_size}")
+@dataclass(frozen=True)
+class SMDLSettings:
+    """The SMDL flags of a command line, typed and checked."""
+
+    division: DivisionConfig
+    weights: Weights
+    search: str
+    pending_samples: int
+
+
+def smdl_settings(task: SMDLTask, args: argparse.Namespace) -> SMDLSettings:
+    """Typed settings from the parsed flags; λ not given take the task's published values."""
     if args.pending_samples < 1:
         raise InputError(f"--pending-samples must be ≥ 1, got {args.pending_samples}")
-    return args
+    published = task.weights_by_search.get(args.search, task.weights).positional()
+    lambdas = [published[i] if getattr(args, f"lambda{i + 1}") is None else getattr(args, f"lambda{i + 1}")
+               for i in range(4)]
+    for i, value in enumerate(lambdas):  # recorded in the provenance as used
+        setattr(args, f"lambda{i + 1}", value)
+    division = DivisionConfig(
+        name=args.division, region_size=args.region_size, num_regions=args.num_regions,
+        options=task.division_options.get(args.division, {}), sam_masks=args.sam_masks,
+        sam_checkpoint=args.sam_checkpoint, sam_model_type=args.sam_model_type, prior_dir=args.prior_dir,
+        grid=args.grid, per_region=args.per_region)
+    return SMDLSettings(division, Weights.from_positional(*lambdas), args.search, args.pending_samples)
 
 
-def _check_items(items: list[ListItem], root: Path, list_path: str, num_classes: int | None = None) -> None:
-    seen: dict[tuple[int, str], int] = {}
-    for item in items:
-        if not (root / item.path).is_file():
-            raise InputError(f"{root / item.path}: image not found (line {item.line} of {list_path})")
-        if num_classes is not None and not 0 <= item.label < num_classes:
-            raise InputError(f"{list_path}:{item.line}: class index {item.label} is outside 0..{num_classes - 1}")
-        key = (item.label, item.stem)
-        if key in seen:  # both would write json/<class>/<stem>.json
-            raise InputError(f"{list_path}:{item.line}: same class and file name as line {seen[key]} "
-                             f"({item.label}/{item.stem}); results would collide")
-        seen[key] = item.line
+def item_seed(seed: int, item: ListItem) -> int:
+    """Per image, independent of sharding."""
+    return zlib.crc32(f"{seed}:{item.path}".encode())
+
+
+def near_chance_warning(target_probs: Sequence[float], num_classes: int) -> str | None:
+    """A warning when the model is no better than chance on the full images (mean p_t ≤ 2/C)."""
+    if not target_probs or num_classes < 2:
+        return None
+    mean = float(np.mean(target_probs))
+    if mean > 2.0 / num_classes:
+        return None
+    return (f"warning: the mean target probability on the full images is {mean:.4f}, near chance "
+            f"(1/{num_classes} = {1 / num_classes:.4f}): the explanations describe a model that does not "
+            "recognise these images. Likely causes: a wrong --input-size for these weights, the wrong "
+            "normalisation or checkpoint, or class indices in the list that do not match the model's.")
 
 
 @dataclass
-class Prepared:
-    """A validated run: this worker's list items, their image root, the model."""
-
-    items: list[ListItem]
-    root: Path
-    scorer: Scorer
-    worker: Worker
+class RunOutcome:
+    run_dir: Path
+    report: ItemReport
 
 
-def prepare(task: TaskConfig, args: argparse.Namespace) -> Prepared:
-    """Resolve defaults, read and check the list, take this rank's share, build the scorer."""
-    args = resolve_defaults(task, args)
-    if task.prepare is not None:
-        task.prepare(args)
-    torch.manual_seed(args.seed)
-    items = select_range(read_eval_list(args.eval_list), args.begin, args.end)
-    root = Path(args.datasets) if args.datasets else Path(args.eval_list).parent
-    _check_items(items, root, args.eval_list)
-    worker = current_worker()
-    items = shard(items, worker)  # by position, before skipping finished ones: disjoint across ranks
-    device = args.resolved_device = resolve_device(worker_device(args.device, worker))
-    scorer = task.build_scorer(args, device)
-    _check_items(items, root, args.eval_list, scorer.num_classes)
-    return Prepared(items, root, scorer, worker)
+def run(task: SMDLTask, args: argparse.Namespace) -> RunOutcome:
+    """Explain every selected list item; skip those already finished; record failures."""
+    settings = smdl_settings(task, args)
+    input_size = tuple(check_common(args).input_size)
+    divider = RegionDivider(settings.division, input_size, device=run_device(args, current_worker()))
+    run_dir = Path(args.save_dir or task.default_save_dir()) / run_folder_name(
+        divider.config.name, settings.weights, settings.search, settings.pending_samples, args.seed)
+    ensure_dir(run_dir)  # an uncreatable --save-dir fails before the model loads
+    ready = prepare(task.model, args, embeddings=settings.weights.effectiveness != 0)
+    write_provenance(run_dir, {**vars(args), "task": task.name, "division_resolved": divider.describe(),
+                               "rank": ready.worker.rank, "world_size": ready.worker.world_size})
 
-
-def image_tensor(image: np.ndarray) -> torch.Tensor:
-    """H×W×3 uint8 RGB → 3×H×W float in [0, 1]."""
-    return torch.from_numpy(image).permute(2, 0, 1).float().div(255)
-
-
-def run(task: TaskConfig, args: argparse.Namespace) -> Path:
-    """Explain every selected list item; skip those already finished. Returns the run folder."""
-    args = resolve_defaults(task, args)
-    divider = RegionDivider(args, task.division_options.get(args.division, {}))  # flags checked before loading
-    ready = prepare(task, args)
-    items, root, scorer, worker = ready.items, ready.root, ready.scorer, ready.worker
-
-    weights = Weights.from_positional(args.lambda1, args.lambda2, args.lambda3, args.lambda4)
-    run_dir = Path(args.save_dir) / run_folder_name(args.division, weights, args.search, args.pending_samples, args.seed)
-    write_provenance(run_dir, {**vars(args), "task": task.name, "rank": worker.rank, "world_size": worker.world_size})
-
-    todo = [item for item in items if not is_finished(run_dir, str(item.label), item.stem)]
+    todo = [item for item in ready.items if not is_finished(run_dir, str(item.label), item.stem)]
+    worker = ready.worker
     where = f" (rank {worker.rank} of {worker.world_size})" if worker.world_size > 1 else ""
-    print(f"{run_dir}{where}: {len(items) - len(todo)} of {len(items)} images already done", file=sys.stderr)
-    forwards = []
-    for item in tqdm(todo, desc=f"{task.name} {args.search}", unit="img", disable=None if worker.is_main else True):
-        image = load_image_rgb(root / item.path, tuple(args.input_size))
+    print(f"{run_dir}{where}: {len(ready.items) - len(todo)} of {len(ready.items)} images already done",
+          file=sys.stderr)
+
+    def explain_item(item: ListItem) -> tuple[int, float]:
+        image = load_image_rgb(ready.root / item.path, input_size)
         labels = divider(image, item)
-        trace = explain(
-            scorer, image_tensor(image), torch.from_numpy(labels), None if args.target == "prediction" else item.label,
-            weights, search=args.search, pending_samples=args.pending_samples, batch_size=args.batch_size,
-            seed=zlib.crc32(f"{args.seed}:{item.path}".encode()),  # per image, independent of sharding
-        )
+        trace = explain(ready.scorer, image_tensor(image), torch.from_numpy(labels),
+                        None if args.target == "prediction" else item.label, settings.weights,
+                        search=settings.search, pending_samples=settings.pending_samples,
+                        batch_size=args.batch_size, seed=item_seed(args.seed, item))
         record, ranks = build_record(
-            trace, labels, weights, image=item.path, class_name=str(item.label), division=divider.describe(),
-            search=args.search, pending_samples=args.pending_samples if args.search == "bidirectional" else None)
+            trace, labels, settings.weights, image=item.path, class_name=str(item.label),
+            division=divider.describe(), search=settings.search,
+            pending_samples=settings.pending_samples if settings.search == "bidirectional" else None)
         save_result(run_dir, str(item.label), item.stem, record, ranks)
-        forwards.append(trace.forward_passes)
-    if forwards:
+        return trace.forward_passes, trace.org_score
+
+    report = run_items(todo, explain_item, run_dir=run_dir, desc=f"{task.name} {settings.search}",
+                       strict=args.strict, show=worker.is_main)
+    if report.results:
+        forwards, probs = zip(*report.results.values())
         print(f"{run_dir}: explained {len(forwards)} images, {np.mean(forwards):.0f} forward passes per image",
               file=sys.stderr)
-    return run_dir
+        warning = near_chance_warning(probs, ready.scorer.num_classes)
+        if warning:
+            print(warning, file=sys.stderr)
+    return RunOutcome(run_dir, report)
 
 
-def main(task: TaskConfig, argv: Sequence[str] | None = None) -> int:
+def main(task: SMDLTask, argv: Sequence[str] | None = None) -> int:
     args = get_args_parser(task).parse_args(argv)
-    return run_reporting_input_errors(lambda: run(task, args))
+    return run_reporting_input_errors(lambda: run(task, args).report.exit_status)
+
+
+# Published face division: SLICO region size 15, ruler 40 at 112×112 (≈49 regions).
+FACE_REGIONS = {"region_size": 15, "division_options": {"slico": {"ruler": 40.0}}}

@@ -1,22 +1,50 @@
-"""Task factories per model family: the flags and scorer builder shared by per-task scripts.
+"""Model families: the flags and scorer builder shared by the tasks of one kind of model.
 
-A per-task script is one call to one of these with that experiment's defaults, so the
-scripts stay configurations rather than near-copies.
+Each factory returns a :class:`ModelTask`; the task registry
+(``tasks.py``) configures one per experiment, so no model code is repeated per task.
 """
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 
-from .cli import TaskConfig
-from .data import InputError
-from .objective import Weights
-from .results import REPO_ROOT
+from .common import paths
+from .common.distributed import file_lock
+from .common.errors import InputError
+from .models import Scorer
 
-CKPT = REPO_ROOT / "ckpt"
-RESULTS = REPO_ROOT / "submodular_results"
+
+@dataclass(frozen=True)
+class ModelTask:
+    """A model and its data.
+
+    build_scorer(args, device, embeddings): the scorer; ``embeddings=True`` when the caller needs
+        image embeddings (SMDL's effectiveness term), so their absence is an error up front.
+    checkpoint: default weights file name inside ``ckpt/`` (resolved from the current folder).
+    eval_list: default evaluation list, relative to the current folder (or ``$SMDL_HOME``).
+    add_arguments: adds the model's own flags (architecture, class set, heads) to a group.
+    prepare: called before the list is read (e.g. to generate the default benchmark's images).
+    """
+
+    name: str
+    description: str
+    build_scorer: Callable[[argparse.Namespace, torch.device, bool], Scorer]
+    input_size: tuple[int, int]
+    checkpoint: str | None = None
+    eval_list: str | None = None
+    add_arguments: Callable[[argparse._ArgumentGroup], None] | None = None
+    batch_size: int = 64
+    prepare: Callable[[argparse.Namespace], None] | None = None
+
+    def default_checkpoint(self) -> str | None:
+        return None if self.checkpoint is None else str(paths.ckpt_dir() / self.checkpoint)
+
+    def default_eval_list(self) -> str | None:
+        return None if self.eval_list is None else str(paths.home() / Path(self.eval_list))
 
 
 def _read_class_names(path: str) -> list[str]:
@@ -29,10 +57,9 @@ def _read_class_names(path: str) -> list[str]:
     return names
 
 
-def clip_task(*, name: str, description: str, model_name: str, checkpoint: str, class_set: str,
-              weights: Weights, save_dir: str, weights_by_search: dict | None = None,
-              input_size: int = 224, region_size: int = 30) -> TaskConfig:
-    """Zero-shot CLIP-family model through open_clip; effectiveness uses image embeddings."""
+def clip_model(*, name: str, description: str, model_name: str, checkpoint: str, class_set: str,
+               input_size: int = 224) -> ModelTask:
+    """Zero-shot CLIP-family model through open_clip; embeddings are the image embeddings."""
 
     def add_arguments(group: argparse._ArgumentGroup) -> None:
         from .class_names import CLASS_SETS
@@ -42,10 +69,10 @@ def clip_task(*, name: str, description: str, model_name: str, checkpoint: str, 
                            help="class names and prompt templates of the zero-shot head")
         group.add_argument("--class-names", default=None,
                            help="file with one class name per line, instead of --class-set's names")
-        group.add_argument("--semantic-cache", default=str(CKPT / "semantic_features"),
+        group.add_argument("--semantic-cache", default=str(paths.ckpt_dir() / "semantic_features"),
                            help="where text prototypes are cached")
 
-    def build(args: argparse.Namespace, device: torch.device):
+    def build(args: argparse.Namespace, device: torch.device, embeddings: bool):
         from .adapters.clip import build_clip_scorer
         from .class_names import CLASS_SETS
 
@@ -54,49 +81,76 @@ def clip_task(*, name: str, description: str, model_name: str, checkpoint: str, 
         return build_clip_scorer(args.model_name, args.checkpoint, (classes, list(templates_of())), device=device,
                                  cache_dir=args.semantic_cache)
 
-    return TaskConfig(name=name, description=description, build_scorer=build, input_size=(input_size, input_size),
-                      region_size=region_size, weights=weights, weights_by_search=weights_by_search or {},
-                      save_dir=str(RESULTS / save_dir), checkpoint=str(CKPT / checkpoint), add_arguments=add_arguments)
+    return ModelTask(name=name, description=description, build_scorer=build, input_size=(input_size, input_size),
+                     checkpoint=checkpoint, add_arguments=add_arguments)
 
 
-def classifier_task(*, name: str, description: str, arch: str, checkpoint: str, num_classes: int,
-                    weights: Weights, save_dir: str, input_size: int = 224, region_size: int = 30) -> TaskConfig:
-    """A single-modal classifier (torchvision or ``timm:`` name); embeddings only when λ2 ≠ 0."""
+def classifier_model(*, name: str, description: str, arch: str, checkpoint: str, num_classes: int,
+                     input_size: int = 224) -> ModelTask:
+    """A single-modal classifier (torchvision or ``timm:`` name); embeddings are pooled features."""
 
     def add_arguments(group: argparse._ArgumentGroup) -> None:
         group.add_argument("--arch", default=arch, help="torchvision name (resnet101, vit_b_16, ...) or timm:<name>")
         group.add_argument("--num-classes", type=int, default=num_classes, help="classes of the checkpoint's head")
 
-    def build(args: argparse.Namespace, device: torch.device):
+    def build(args: argparse.Namespace, device: torch.device, embeddings: bool):
         from .adapters.classifier import build_classifier_scorer
 
         return build_classifier_scorer(args.arch, args.checkpoint, args.num_classes, device=device,
-                                       with_embeddings=args.lambda2 != 0, input_size=tuple(args.input_size))
+                                       with_embeddings=embeddings, input_size=tuple(args.input_size))
 
-    return TaskConfig(name=name, description=description, build_scorer=build, input_size=(input_size, input_size),
-                      region_size=region_size, weights=weights, save_dir=str(RESULTS / save_dir),
-                      checkpoint=str(CKPT / checkpoint), add_arguments=add_arguments)
+    return ModelTask(name=name, description=description, build_scorer=build, input_size=(input_size, input_size),
+                     checkpoint=checkpoint, add_arguments=add_arguments)
 
 
-def face_task(*, name: str, description: str, checkpoint: str, prototypes: str | None, weights: Weights,
-              save_dir: str, arch: str = "iresnet100", uncertainty_head: str | None = None) -> TaskConfig:
+def face_model(*, name: str, description: str, checkpoint: str, prototypes: str | None,
+               arch: str = "iresnet100", uncertainty_head: str | None = None) -> ModelTask:
     """Face recognition on 112×112 aligned faces: IR-ResNet + identity prototypes or a head."""
 
     def add_arguments(group: argparse._ArgumentGroup) -> None:
+        ckpt = paths.ckpt_dir()
         group.add_argument("--arch", default=arch, help="iresnet18/34/50/100")
-        group.add_argument("--prototypes", default=str(CKPT / prototypes) if prototypes else None,
+        group.add_argument("--prototypes", default=str(ckpt / prototypes) if prototypes else None,
                            help="C×512 identity prototypes (tensor file)")
         group.add_argument("--head", default=None, help="classification head weights instead of prototypes")
-        group.add_argument("--uncertainty-head", default=str(CKPT / uncertainty_head) if uncertainty_head else None,
+        group.add_argument("--uncertainty-head", default=str(ckpt / uncertainty_head) if uncertainty_head else None,
                            help="evidential (EDL) head weights; enables the EDL confidence term")
 
-    def build(args: argparse.Namespace, device: torch.device):
+    def build(args: argparse.Namespace, device: torch.device, embeddings: bool):
         from .adapters.face import build_face_scorer
 
         return build_face_scorer(args.arch, args.checkpoint, prototypes=None if args.head else args.prototypes,
                                  head=args.head, uncertainty_head=args.uncertainty_head, device=device)
 
-    # Published face division: SLICO region size 15, ruler 40 at 112×112 (≈49 regions).
-    return TaskConfig(name=name, description=description, build_scorer=build, input_size=(112, 112),
-                      region_size=15, division_options={"slico": {"ruler": 40.0}}, weights=weights,
-                      save_dir=str(RESULTS / save_dir), checkpoint=str(CKPT / checkpoint), add_arguments=add_arguments)
+    return ModelTask(name=name, description=description, build_scorer=build, input_size=(112, 112),
+                     checkpoint=checkpoint, add_arguments=add_arguments)
+
+
+SHAPES_LIST = "datasets/shapes/eval_list.txt"
+
+
+def shapes_model() -> ModelTask:
+    """The embedded default: synthetic shapes over real photos and a small CNN trained at first use."""
+    from .shapes import IMAGE_SIZE
+
+    def build(args: argparse.Namespace, device: torch.device, embeddings: bool):
+        from .shapes import build_scorer, load_or_train_default
+
+        try:
+            with file_lock(args.checkpoint):  # under torchrun, one rank trains and the others reuse it
+                net, _ = load_or_train_default(args.checkpoint, device=device, seed=0)
+        except RuntimeError as err:
+            raise InputError(str(err)) from None
+        return build_scorer(net, device)
+
+    def prepare(args: argparse.Namespace) -> None:
+        from .shapes import write_eval_set
+
+        default = paths.home() / SHAPES_LIST
+        if Path(args.eval_list).resolve() == default.resolve():
+            with file_lock(default):
+                write_eval_set(default.parent)
+
+    return ModelTask(name="shapes", description="the embedded default: coloured shapes on photographs, small CNN",
+                     build_scorer=build, input_size=(IMAGE_SIZE, IMAGE_SIZE), checkpoint="shapes_cnn.pt",
+                     eval_list=SHAPES_LIST, prepare=prepare)

@@ -9,10 +9,12 @@ baseline (black) is exactly 0.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Protocol, Sequence, runtime_checkable
 
 import torch
 from torch import nn
+
+from .common.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -29,15 +31,36 @@ class ModelOutput:
     evidence_logits: torch.Tensor | None = None
 
 
+@runtime_checkable
 class Scorer(Protocol):
-    """Images ``B×3×H×W`` (RGB, [0, 1], on ``device``) in, :class:`ModelOutput` out."""
+    """The black-box contract (SMDL's search): images ``B×3×H×W`` (RGB, [0, 1], on ``device``)
+    in, :class:`ModelOutput` out."""
 
     device: torch.device
     num_classes: int
 
     def __call__(self, images: torch.Tensor) -> ModelOutput: ...
 
-    # Optional, for gradient-based baselines: ``logits(images) -> B×C``, differentiable.
+
+@runtime_checkable
+class DifferentiableScorer(Scorer, Protocol):
+    """The white-box contract (gradient, CAM and path baselines): a :class:`Scorer` that also
+    exposes its differentiable parts. Images as for :class:`Scorer`.
+
+    attribution_module: the image network that CAM and attention methods hook into, or None.
+    pixel_mean: the RGB [0, 1] colour that the model's normalisation maps to zero (a "neutral"
+        fill), or None when there is none.
+    logits(images) -> B×C, differentiable.
+    representation(images) -> B×D hidden representation (pooled penultimate features or the
+        image embedding), differentiable; IG²'s path follows it.
+    """
+
+    attribution_module: nn.Module | None
+    pixel_mean: tuple[float, float, float] | None
+
+    def logits(self, images: torch.Tensor) -> torch.Tensor: ...
+
+    def representation(self, images: torch.Tensor) -> torch.Tensor: ...
 
 
 class ClassifierScorer:
@@ -64,6 +87,7 @@ class ClassifierScorer:
         self.mean = torch.tensor(mean, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
         self._captured: torch.Tensor | None = None  # input of embedding_layer in the last forward
+        self.embedding_layer = embedding_layer
         if embedding_layer is not None:
             embedding_layer.register_forward_pre_hook(self._capture)
         self._split = embedding_layer is None and hasattr(net, "forward_features") and hasattr(net, "forward_head")
@@ -76,9 +100,32 @@ class ClassifierScorer:
         """The network that baseline methods hook into (CAM layers)."""
         return self.net
 
+    @property
+    def pixel_mean(self) -> tuple[float, float, float]:
+        return tuple(float(v) for v in self.mean.reshape(-1))
+
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         """Differentiable B×C logits (for gradient baselines); no embeddings captured."""
         return self.net((images - self.mean) / self.std)
+
+    def representation(self, images: torch.Tensor) -> torch.Tensor:
+        """Differentiable B×D features: the input of ``embedding_layer`` (averaged over space when
+        it is a map), or ``forward_features``; taken by a hook that lives only during the call."""
+        if self.embedding_layer is None:
+            if not self._split:
+                raise TypeError(f"{type(self.net).__name__}: no embedding layer to take a representation from")
+            features = self.net.forward_features((images - self.mean) / self.std)
+        else:
+            captured: list[torch.Tensor] = []
+            handle = self.embedding_layer.register_forward_pre_hook(lambda _m, inputs: captured.append(inputs[0]))
+            try:
+                self.logits(images)
+            finally:
+                handle.remove()
+            if len(captured) != 1:
+                raise RuntimeError(f"embedding layer ran {len(captured)} times in one forward pass")
+            features = captured[0]
+        return features.mean(dim=(2, 3)) if features.ndim == 4 else features.flatten(1)
 
     def __call__(self, images: torch.Tensor) -> ModelOutput:
         x = (images - self.mean) / self.std
@@ -100,9 +147,10 @@ def resolve_device(name: str) -> torch.device:
     """``auto`` picks CUDA when available; anything else is passed to torch."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError) as err:
+        raise InputError(f"--device {name}: {str(err).splitlines()[0]}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        from .data import InputError
-
         raise InputError(f"--device {name}: CUDA is not available on this machine (use --device cpu or auto)")
     return device

@@ -7,13 +7,12 @@ confidence term; without it confidence is the entropy form.
 """
 import sys
 
-from .cli import main as cli_main
-from .families import face_task
+from .cli import FACE_REGIONS, SMDLTask, main as cli_main
 from .objective import Weights
+from .tasks import get_model_task
 
-TASK = face_task(
-    name="celeba", description=__doc__.split("\n\n")[0], checkpoint="celeba-iresnet100.pth",
-    prototypes="celeba-prototypes.pt", weights=Weights(1.0, 1.0, 1.0, 1.0), save_dir="celeba-iresnet100")
+TASK = SMDLTask(model=get_model_task("celeba"), weights=Weights(1.0, 1.0, 1.0, 1.0), save_dir="celeba-iresnet100",
+                **FACE_REGIONS)
 
 
 def main(argv=None) -> int:

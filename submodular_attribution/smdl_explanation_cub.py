@@ -7,13 +7,11 @@ penultimate features.
 """
 import sys
 
-from .cli import main as cli_main
-from .families import classifier_task
+from .cli import SMDLTask, main as cli_main
 from .objective import Weights
+from .tasks import get_model_task
 
-TASK = classifier_task(
-    name="cub", description=__doc__.split("\n\n")[0], arch="resnet101", checkpoint="cub-resnet101.pth",
-    num_classes=200, weights=Weights(1.0, 1.0, 1.0, 1.0), save_dir="cub-resnet101")
+TASK = SMDLTask(model=get_model_task("cub"), weights=Weights(1.0, 1.0, 1.0, 1.0), save_dir="cub-resnet101")
 
 
 def main(argv=None) -> int:

@@ -7,14 +7,12 @@ Published λ for single-modal classifiers (conf, eff, cons, colla): 0.01, 0, 20,
 """
 import sys
 
-from .cli import main as cli_main
-from .families import classifier_task
+from .cli import SMDLTask, main as cli_main
 from .objective import Weights
+from .tasks import get_model_task
 
-TASK = classifier_task(
-    name="imagenet_classifier", description=__doc__.split("\n\n")[0], arch="resnet101",
-    checkpoint="resnet101-imagenet.pth", num_classes=1000, weights=Weights(0.01, 0.0, 20.0, 5.0),
-    save_dir="imagenet-classifier")
+TASK = SMDLTask(model=get_model_task("imagenet_classifier"), weights=Weights(0.01, 0.0, 20.0, 5.0),
+                save_dir="imagenet-classifier")
 
 
 def main(argv=None) -> int:

@@ -8,14 +8,12 @@ bidirectional search.
 """
 import sys
 
-from .cli import main as cli_main
-from .families import clip_task
+from .cli import SMDLTask, main as cli_main
 from .objective import Weights
+from .tasks import get_model_task
 
-TASK = clip_task(
-    name="imagenet_clip", description=__doc__.split("\n\n")[0], model_name="ViT-L-14", checkpoint="ViT-L-14.pt",
-    class_set="imagenet", weights=Weights(0.0, 0.05, 1.0, 1.0),
-    weights_by_search={"bidirectional": Weights(0.0, 0.05, 20.0, 1.0)}, save_dir="imagenet-clip-vitl")
+TASK = SMDLTask(model=get_model_task("imagenet_clip"), weights=Weights(0.0, 0.05, 1.0, 1.0),
+                weights_by_search={"bidirectional": Weights(0.0, 0.05, 20.0, 1.0)}, save_dir="imagenet-clip-vitl")
 
 
 def main(argv=None) -> int:

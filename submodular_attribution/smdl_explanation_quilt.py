@@ -6,13 +6,11 @@
 """
 import sys
 
-from .cli import main as cli_main
-from .families import clip_task
+from .cli import SMDLTask, main as cli_main
 from .objective import Weights
+from .tasks import get_model_task
 
-TASK = clip_task(
-    name="quilt", description=__doc__.split("\n\n")[0], model_name="ViT-B-32", checkpoint="QuiltNet-B-32.bin",
-    class_set="lc25000_lung", weights=Weights(0.0, 0.05, 1.0, 1.0), save_dir="lc25000-quiltnet")
+TASK = SMDLTask(model=get_model_task("quilt"), weights=Weights(0.0, 0.05, 1.0, 1.0), save_dir="lc25000-quiltnet")
 
 
 def main(argv=None) -> int:

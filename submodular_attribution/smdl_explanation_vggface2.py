@@ -6,13 +6,12 @@ Published λ (conf, eff, cons, colla): 1, 200, 10, 1.
 """
 import sys
 
-from .cli import main as cli_main
-from .families import face_task
+from .cli import FACE_REGIONS, SMDLTask, main as cli_main
 from .objective import Weights
+from .tasks import get_model_task
 
-TASK = face_task(
-    name="vggface2", description=__doc__.split("\n\n")[0], checkpoint="vggface2-iresnet100.pth",
-    prototypes="vggface2-prototypes.pt", weights=Weights(1.0, 200.0, 10.0, 1.0), save_dir="vggface2-iresnet100")
+TASK = SMDLTask(model=get_model_task("vggface2"), weights=Weights(1.0, 200.0, 10.0, 1.0),
+                save_dir="vggface2-iresnet100", **FACE_REGIONS)
 
 
 def main(argv=None) -> int:

@@ -1,35 +1,63 @@
-"""Registry of per-task scripts by name (``--model`` of the baseline generator uses it)."""
+"""Models and their data, by name: what every front end with ``--model TASK`` can load.
+
+A :class:`ModelTask` says how to build a scorer, at which input resolution, with which extra
+flags, and where its default weights and evaluation list are. The SMDL scripts add their
+method defaults on top (:class:`submodular_attribution.cli.SMDLTask`); the baseline map
+generator, the method benchmark and the error-analysis tools use the model part alone.
+"""
 from __future__ import annotations
 
-import argparse
-import importlib
-from typing import Sequence
+from typing import Callable
 
-from .cli import TaskConfig
-
-TASK_NAMES = ("shapes", "imagenet_clip", "imagenet_classifier", "cub", "quilt", "celeba", "vggface2")
+from .families import ModelTask, classifier_model, clip_model, face_model, shapes_model
 
 
-def get_task(name: str) -> TaskConfig:
-    if name not in TASK_NAMES:
+def _imagenet_clip() -> ModelTask:
+    return clip_model(name="imagenet_clip", description="ImageNet, zero-shot CLIP (open_clip ViT-L-14)",
+                      model_name="ViT-L-14", checkpoint="ViT-L-14.pt", class_set="imagenet")
+
+
+def _imagenet_classifier() -> ModelTask:
+    return classifier_model(name="imagenet_classifier", description="ImageNet, a torchvision or timm classifier",
+                            arch="resnet101", checkpoint="resnet101-imagenet.pth", num_classes=1000)
+
+
+def _cub() -> ModelTask:
+    return classifier_model(name="cub", description="CUB-200-2011 birds, fine-tuned ResNet-101", arch="resnet101",
+                            checkpoint="cub-resnet101.pth", num_classes=200)
+
+
+def _quilt() -> ModelTask:
+    return clip_model(name="quilt", description="LC25000 lung histopathology, QuiltNet (open_clip ViT-B-32)",
+                      model_name="ViT-B-32", checkpoint="QuiltNet-B-32.bin", class_set="lc25000_lung")
+
+
+def _celeba() -> ModelTask:
+    return face_model(name="celeba", description="CelebA identities, IR-ResNet-100 on 112×112 faces",
+                      checkpoint="celeba-iresnet100.pth", prototypes="celeba-prototypes.pt")
+
+
+def _vggface2() -> ModelTask:
+    return face_model(name="vggface2", description="VGGFace2 identities, IR-ResNet-100 on 112×112 faces",
+                      checkpoint="vggface2-iresnet100.pth", prototypes="vggface2-prototypes.pt")
+
+
+# Name → factory; built on use so that listing names imports no model family.
+MODEL_TASKS: dict[str, Callable[[], ModelTask]] = {
+    "shapes": shapes_model,
+    "imagenet_clip": _imagenet_clip,
+    "imagenet_classifier": _imagenet_classifier,
+    "cub": _cub,
+    "quilt": _quilt,
+    "celeba": _celeba,
+    "vggface2": _vggface2,
+}
+TASK_NAMES: tuple[str, ...] = tuple(MODEL_TASKS)
+ALIASES = {"default": "shapes"}
+
+
+def get_model_task(name: str) -> ModelTask:
+    name = ALIASES.get(name, name)
+    if name not in MODEL_TASKS:
         raise KeyError(f"unknown task {name!r}; choose from {', '.join(TASK_NAMES)}")
-    return importlib.import_module(f".smdl_explanation_{name}", __package__).TASK
-
-
-def model_parser(argv: Sequence[str] | None, prog: str, description: str, group_title: str,
-                 choices: Sequence[str] = TASK_NAMES, aliases: dict[str, str] | None = None):
-    """A front end built on a task's command line: ``--model TASK`` picks the task whose model
-    and data flags are accepted. Returns (parser, the group for the front end's own flags)."""
-    from .cli import get_args_parser
-
-    aliases = aliases or {}
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--model", default=choices[0])
-    chosen = pre.parse_known_args(argv)[0].model
-    parser = get_args_parser(get_task(aliases.get(chosen, chosen) if chosen in (*choices, *aliases) else "shapes"))
-    parser.prog = prog
-    parser.description = description
-    group = parser.add_argument_group(group_title)
-    group.add_argument("--model", default=choices[0], choices=(*aliases, *choices),
-                       help="model configuration (a task name)")
-    return parser, group
+    return MODEL_TASKS[name]()

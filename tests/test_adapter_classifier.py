@@ -12,7 +12,7 @@ from submodular_attribution.adapters.classifier import (
     build_classifier_scorer,
     find_classifier_layer,
 )
-from submodular_attribution.data import InputError
+from submodular_attribution.common.errors import InputError
 
 
 def _normalise(x, prep):

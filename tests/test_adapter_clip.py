@@ -12,7 +12,7 @@ open_clip = pytest.importorskip("open_clip")
 
 from submodular_attribution import class_names  # noqa: E402
 from submodular_attribution.adapters import clip  # noqa: E402
-from submodular_attribution.data import InputError  # noqa: E402
+from submodular_attribution.common.errors import InputError  # noqa: E402
 from tests.conftest import TINY_CLIP, TINY_CLIP_CFG, save_tiny_clip  # noqa: E402
 
 TINY = TINY_CLIP

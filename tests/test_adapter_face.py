@@ -12,7 +12,7 @@ from submodular_attribution.adapters import face
 from submodular_attribution.adapters.face import (
     DEFAULT_SCALE, IRESNETS, EvidentialHead, IResNet, build_face_scorer, iresnet,
 )
-from submodular_attribution.data import InputError
+from submodular_attribution.common.errors import InputError
 from submodular_attribution.objective import edl_confidence
 
 TINY = "iresnet_tiny"

@@ -11,6 +11,7 @@ from baseline_attribution import REGISTRY, AttributionModel, attribute, attribut
 from baseline_attribution.cam import finish_maps
 from baseline_attribution.models import default_cam_layer, vit_layout, vit_tokens_to_grid
 from baseline_attribution.transformer import (capture_attentions, chefer_from_attentions, rollout_from_attentions)
+from submodular_attribution.models import DifferentiableScorer
 
 CPU = torch.device("cpu")
 CAMS = ["gradcam", "gradcam++", "xgradcam", "layercam", "smoothgradcam++", "scorecam"]
@@ -408,10 +409,11 @@ def test_every_method_on_default_shapes_cnn():
     assert not net.head._forward_pre_hooks
 
 
-def test_attribution_model_uses_embed_where_available():
-    class EmbedScorer:
+def test_attribution_model_follows_the_declared_protocol():
+    class EmbedScorer:  # meets DifferentiableScorer without inheriting anything
         device = CPU
         num_classes = 3
+        pixel_mean = (0.5, 0.5, 0.5)
 
         def __init__(self):
             self.backbone = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
@@ -421,13 +423,27 @@ def test_attribution_model_uses_embed_where_available():
         def attribution_module(self):
             return self.backbone
 
-        def embed(self, images):
+        def representation(self, images):
             return self.backbone(images)
 
         def logits(self, images):
-            return self.head(self.embed(images))
+            return self.head(self.representation(images))
+
+        def __call__(self, images):
+            raise AssertionError("baselines use logits(), not the black-box call")
 
     scorer = EmbedScorer()
+    assert isinstance(scorer, DifferentiableScorer)
     model = attribution_model(scorer)
-    assert model.representation == scorer.embed
+    assert model.representation == scorer.representation and model.pixel_mean == (0.5, 0.5, 0.5)
     assert model.cam_layer is scorer.backbone[0]  # no known layer name: the last Conv2d
+
+    class BlackBox:  # a Scorer only: gradient methods must say so up front
+        device = CPU
+        num_classes = 3
+
+        def __call__(self, images):
+            return None
+
+    with pytest.raises(TypeError, match="is not a DifferentiableScorer"):
+        attribution_model(BlackBox())

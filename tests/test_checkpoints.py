@@ -2,8 +2,8 @@ import pytest
 import torch
 from torch import nn
 
-from submodular_attribution.adapters.checkpoints import load_weights
-from submodular_attribution.data import InputError
+from submodular_attribution.common.checkpoints import load_weights
+from submodular_attribution.common.errors import InputError
 
 
 def _net():

@@ -1,4 +1,6 @@
-"""The shared command line on two tiny images: outputs, resume, sharding, bad input."""
+"""The shared command line on tiny images: outputs, resume, sharding, bad input, and long runs
+that survive their bad items."""
+import json
 import os
 
 import cv2
@@ -8,10 +10,11 @@ import torch
 from torch import nn
 
 from evals.auc import summarize_run
-from submodular_attribution.cli import TaskConfig, main
+from submodular_attribution.cli import SMDLTask, main
+from submodular_attribution.families import ModelTask
 from submodular_attribution.models import ClassifierScorer
 from submodular_attribution.objective import Weights
-from submodular_attribution.results import find_result_files, load_result
+from submodular_attribution.common.results import find_result_files, load_result
 
 
 class TinyNet(nn.Module):
@@ -30,13 +33,13 @@ class TinyNet(nn.Module):
         return self.head(f)
 
 
-def _task(tmp_path, **overrides):
-    config = dict(
-        name="tiny", description="test task", build_scorer=lambda args, device: ClassifierScorer(TinyNet()),
-        input_size=(32, 32), region_size=8, weights=Weights(0.0, 0.05, 1.0, 1.0),
-        save_dir=str(tmp_path / "results"))
+def _task(tmp_path, net=TinyNet, **overrides):
+    model = ModelTask(name="tiny", description="test task", input_size=(32, 32),
+                      build_scorer=lambda args, device, embeddings: ClassifierScorer(net()))
+    config = dict(model=model, region_size=8, weights=Weights(0.0, 0.05, 1.0, 1.0),
+                  save_dir=str(tmp_path / "results"))
     config.update(overrides)
-    return TaskConfig(**config)
+    return SMDLTask(**config)
 
 
 @pytest.fixture
@@ -103,18 +106,101 @@ def _error(capsys):
     return capsys.readouterr().err.strip().splitlines()[-1]
 
 
-def test_missing_image(tmp_path, tiny_list, capsys):
-    tiny_list.write_text(tiny_list.read_text() + "imgs/nope.png 1\n")
-    assert _run(_task(tmp_path), tiny_list) == 2
+def _failures(run_dir):
+    return [json.loads(line) for line in (run_dir / "failures.jsonl").read_text().splitlines()]
+
+
+def test_bad_items_in_the_middle_are_recorded_and_skipped(tmp_path, tiny_list, capsys):
+    imgs = tiny_list.parent / "imgs"
+    (imgs / "bad.png").write_bytes(b"not an image at all")
+    good = (imgs / "photo 0.png").read_bytes()
+    (imgs / "cut.png").write_bytes(good[: len(good) // 2])  # a truncated download
+    lines = tiny_list.read_text().splitlines()
+    tiny_list.write_text("\n".join([lines[0], "imgs/nope.png 1", "imgs/bad.png 0", "imgs/cut.png 2", *lines[1:]]))
+    assert _run(_task(tmp_path), tiny_list) == 1  # non-zero at the end, after the rest ran
+    err = capsys.readouterr().err
+    run_dir = tmp_path / "results" / "slico-0.0-0.05-1.0-1.0"
+    assert len(find_result_files(run_dir)) == 3  # every good image explained
+    failures = _failures(run_dir)
+    assert [f["image"] for f in failures] == ["imgs/nope.png", "imgs/bad.png", "imgs/cut.png"]
+    assert [f["list_line"] for f in failures] == [2, 3, 4]
+    assert "image not found" in failures[0]["reason"]
+    assert "cannot be read as an image" in failures[1]["reason"]
+    assert "truncated or corrupt" in failures[2]["reason"]
+    assert "failed (list line 2): " in err and "nope.png: image not found" in err
+    assert "3 of 6 items failed" in err
+    # --strict stops at the first failure with one error line
+    assert _run(_task(tmp_path), tiny_list, "--strict") == 2
+    assert "--strict stops at the first failure" in _error(capsys)
+
+
+def test_a_failure_while_explaining_is_recorded_too(tmp_path, tiny_list, capsys):
+    class Fragile(TinyNet):
+        references = 0  # each image starts with one batch [full image, black image]
+
+        def forward_features(self, x):
+            if x.shape[0] == 2 and bool((x[1] == x[1, :, :1, :1]).all()):
+                Fragile.references += 1
+                if Fragile.references == 2:  # the second image of the list
+                    raise RuntimeError("CUDA out of memory (simulated)")
+            return super().forward_features(x)
+
+    task = _task(tmp_path, net=Fragile, weights=Weights(0.0, 0.0, 1.0, 1.0))
+    assert _run(task, tiny_list) == 1
+    run_dir = tmp_path / "results" / "slico-0.0-0.0-1.0-1.0"
+    assert [f["image"] for f in _failures(run_dir)] == ["imgs/photo 1.png"]
+    assert _failures(run_dir)[0]["reason"] == "RuntimeError: CUDA out of memory (simulated)"
+    assert len(find_result_files(run_dir)) == 2
+    assert _run(task, tiny_list) == 0  # the rerun finishes only what is missing
+    assert len(find_result_files(run_dir)) == 3
+
+
+def test_progress_lines_show_in_logs(tmp_path, tiny_list, capsys):
+    assert _run(_task(tmp_path), tiny_list) == 0
+    err = capsys.readouterr().err  # not a terminal: lines instead of a bar
+    assert "tiny greedy: 3/3 images" in err and "img/s" in err and "left" in err
+
+
+def test_uncreatable_save_dir_is_one_line(tmp_path, tiny_list, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert _run(_task(tmp_path), tiny_list, "--save-dir", str(blocker / "results")) == 2
     err = _error(capsys)
-    assert err.startswith("error: ") and "nope.png: image not found (line 4 of" in err
+    assert err.startswith("error: --save-dir") and "cannot create the folder" in err
 
 
-def test_unreadable_image(tmp_path, tiny_list, capsys):
-    (tiny_list.parent / "imgs" / "bad.png").write_bytes(b"not an image at all")
-    tiny_list.write_text("imgs/bad.png 0\n")
-    assert _run(_task(tmp_path), tiny_list) == 2
-    assert _error(capsys).endswith("bad.png: cannot be read as an image")
+def test_one_region_is_an_error_naming_the_flag(tmp_path, tiny_list, capsys):
+    assert _run(_task(tmp_path), tiny_list, "--region-size", "64") == 2
+    err = _error(capsys)
+    assert "--region-size 64 gives 1 region(s) on 32×32 inputs" in err and "--num-regions" in err
+
+
+def test_num_regions_picks_the_size_for_the_input(tmp_path, tiny_list):
+    assert _run(_task(tmp_path), tiny_list, "--end", "1", "--division", "grid", "--num-regions", "16") == 0
+    record = load_result(find_result_files(tmp_path / "results" / "grid-0.0-0.05-1.0-1.0")[0]).record
+    assert record["num_regions"] == 16 and record["division"]["region_size"] == 8
+
+
+def test_near_chance_warning(tmp_path, tiny_list, capsys):
+    class SureOfTwo(TinyNet):  # always sure of class 2
+        def forward_head(self, f):
+            return torch.tensor([-20.0, -20.0, 20.0]).expand(len(f), 3) + 0 * super().forward_head(f)
+
+    tiny_list.write_text("imgs/photo 0.png 0\nimgs/photo 1.png 1\n")  # p_t ≈ 0 for both
+    assert _run(_task(tmp_path, net=SureOfTwo), tiny_list) == 0
+    err = capsys.readouterr().err
+    assert "near chance" in err and "--input-size" in err
+    tiny_list.write_text("imgs/photo 0.png 2\nimgs/photo 1.png 2\n")  # p_t ≈ 1: no warning
+    assert _run(_task(tmp_path / "b", net=SureOfTwo), tiny_list) == 0
+    assert "near chance" not in capsys.readouterr().err
+
+
+def test_help_shows_true_defaults_and_only_smdl_flags(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(_task(tmp_path), ["--help"])
+    out = capsys.readouterr().out
+    assert "--region-size REGION_SIZE" in out and "(default: 8)" in out
+    assert "--lambda3" in out and "--sam-masks" in out and "--strict" in out
 
 
 def test_wrong_class_index(tmp_path, tiny_list, capsys):

@@ -19,10 +19,12 @@ from torch import nn
 from evals import finetune_id_sds, highest_confidence, split_predictions
 from evals.finetune_id_sds import (ID_SDS_RECIPE, delete_random_cells, finetune_cell_deletion, image_folder_items,
                                    make_optimizer, zero_point)
-from evals.saliency_metrics import grid_cells, highest_confidence_saliency
-from submodular_attribution.cli import image_tensor
-from submodular_attribution.data import load_image_rgb, read_eval_list
-from submodular_attribution.results import save_result
+from evals.saliency_metrics import highest_confidence_saliency
+from submodular_attribution.common.images import image_tensor
+from submodular_attribution.common.images import load_image_rgb
+from submodular_attribution.common.lists import read_eval_list
+from submodular_attribution.common.results import save_result
+from submodular_attribution.regions import grid_division
 from submodular_attribution.shapes import (CLASS_NAMES, DATA_VERSION, MEAN, MODEL_VERSION, STD, ShapesCNN,
                                            write_eval_set)
 
@@ -171,7 +173,7 @@ def test_highest_confidence_bad_input(tmp_path, result_folder, capsys):
 
 
 def test_highest_confidence_of_saliency_maps(shapes_case, tmp_path, capsys):
-    from baseline_attribution.maps import save_map
+    from submodular_attribution.common.maps import save_map
     from baseline_attribution.models import attribution_model
     from submodular_attribution.shapes import build_scorer
 
@@ -239,7 +241,7 @@ def test_delete_random_cells_uses_the_sds_grid():
     images = torch.rand(40, 3, 12, 8)
     out, which = delete_random_cells(images, grid=4, p_delete=1.0, baseline=(0.1, 0.2, 0.3),
                                      generator=torch.Generator().manual_seed(0))
-    cells = torch.as_tensor(grid_cells((12, 8), 4))
+    cells = torch.as_tensor(grid_division(12, 8, 4, 4))
     for img, new, cell in zip(images, out, which.tolist()):
         assert 0 <= cell < 16
         inside = cells == cell

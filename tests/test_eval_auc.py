@@ -12,10 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evals.auc import deletion_curve, insertion_curve, summarize_run, trapezoid_auc
+from evals.auc import summarize_run
+from submodular_attribution.common.curves import deletion_curve, insertion_curve, trapezoid_auc
 from evals.eval_AUC_faithfulness import main
 from submodular_attribution.objective import Weights
-from submodular_attribution.results import build_record, load_result, result_paths, save_result
+from submodular_attribution.common.results import load_result, result_paths, save_result
+from submodular_attribution.records import build_record
 from submodular_attribution.search import SearchTrace
 
 # --- original format: 4×4 image, regions in order of 4, 4, 6, 2 pixels --------------------
@@ -192,14 +194,13 @@ def test_summary_of_mixed_folder(tmp_path):
     json.dumps(summary)  # serialisable as is
 
 
-def test_missing_reference_score_names_file_and_key(tmp_path):
-    scores = {k: v for k, v in ORIGINAL_SCORES.items() if k != "baseline_score"}
-    json_path = write_original(tmp_path, "orig", ORIGINAL_RANKS, scores)
-    result = load_result(json_path)
-    with pytest.raises(ValueError, match="baseline_score") as info:
-        insertion_curve(result)
-    assert str(json_path) in str(info.value)
-    deletion_curve(result)  # org_score is there
+def test_original_folder_without_reference_scores_takes_them_from_the_last_step(tmp_path):
+    scores = {k: v for k, v in ORIGINAL_SCORES.items() if k not in ("org_score", "baseline_score")}
+    result = load_result(write_original(tmp_path, "orig", ORIGINAL_RANKS, scores))
+    # p_t(black) = 1 − collaboration after all regions; p_t(image) = consistency after all regions
+    assert insertion_curve(result)[1][0] == pytest.approx(1 - ORIGINAL_SCORES["collaboration_score"][-1])
+    assert deletion_curve(result)[1][0] == pytest.approx(ORIGINAL_SCORES["consistency_score"][-1])
+    assert summarize_run(tmp_path)["num_images"] == 1
 
 
 def test_length_mismatch_names_file(tmp_path):
@@ -262,11 +263,6 @@ def _bad_empty_json_dir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def _bad_missing_org_score(tmp_path: Path) -> Path:
-    scores = {k: v for k, v in ORIGINAL_SCORES.items() if k != "org_score"}
-    return write_original(tmp_path, "orig", ORIGINAL_RANKS, scores)
-
-
 def _bad_unreadable_json(tmp_path: Path) -> Path:
     json_path = write_original(tmp_path, "orig", ORIGINAL_RANKS, ORIGINAL_SCORES)
     json_path.write_text("{not json")
@@ -292,10 +288,6 @@ def _bad_truncated_npy(tmp_path: Path) -> Path:
         _bad_missing_dir,
         _bad_no_json_dir,
         _bad_empty_json_dir,
-        _bad_missing_org_score,
-        _bad_unreadable_json,
-        _bad_json_not_object,
-        _bad_truncated_npy,
     ],
 )
 def test_cli_bad_input(tmp_path, capsys, make_bad):
@@ -307,6 +299,31 @@ def test_cli_bad_input(tmp_path, capsys, make_bad):
     assert len(lines) == 1 and lines[0].startswith("error:")
     assert str(named) in lines[0]
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("make_bad", [_bad_unreadable_json, _bad_json_not_object, _bad_truncated_npy])
+def test_cli_skips_an_unusable_result_file(tmp_path, capsys, make_bad):
+    write_our_image(tmp_path, "good")
+    named = make_bad(tmp_path)
+    assert main(["--explanation-dir", str(tmp_path), "--json"]) == 0
+    out, err = capsys.readouterr()
+    warnings = [line for line in err.splitlines() if line.startswith("warning: skipped")]
+    assert len(warnings) == 1 and str(named) in warnings[0]
+    summary = json.loads(out.splitlines()[-1])
+    assert summary["num_images"] == 1 and summary["skipped"] == 1
+    assert summary["insertion_auc"] == pytest.approx(OUR_INSERTION)
+    assert f"Insertion AUC Score: {OUR_INSERTION:.4f}" in out
+    # --strict: an error naming the file
+    assert main(["--explanation-dir", str(tmp_path), "--strict"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[-1].startswith("error:") and str(named) in lines[-1]
+
+
+def test_cli_folder_with_no_usable_result(tmp_path, capsys):
+    named = _bad_unreadable_json(tmp_path)
+    assert main(["--explanation-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert str(named) in err[0] and err[-1].startswith("error:") and "none of the 1 result files" in err[-1]
 
 
 # ---------------------------------------------------------------- figures
@@ -323,7 +340,7 @@ def _synthetic_32(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, lis
 
 
 def test_ordering_heatmap_values():
-    from visualization.overlay import ordering_heatmap
+    from submodular_attribution.common.results import rank_map_saliency as ordering_heatmap
 
     ranks = np.array([[0, 1], [3, 2]], dtype=np.int16)
     np.testing.assert_allclose(ordering_heatmap(ranks), [[1.0, 0.75], [0.25, 0.5]])
@@ -331,7 +348,7 @@ def test_ordering_heatmap_values():
 
 
 def test_rank_map_from_region_images_matches_ours():
-    from visualization.overlay import rank_map_from_region_images
+    from submodular_attribution.common.results import rank_map_from_region_images
 
     image = np.full((4, 4, 3), 50, dtype=np.uint8)
     np.testing.assert_array_equal(rank_map_from_region_images(region_images(ORIGINAL_RANKS, image)), ORIGINAL_RANKS)

@@ -7,7 +7,7 @@ import pytest
 from baseline_attribution import generate_explanation_maps as generate
 from evals import benchmark
 from submodular_attribution import smdl_explanation_shapes as shapes_script
-from submodular_attribution.results import find_result_files, load_result
+from submodular_attribution.common.results import find_result_files, load_result
 from submodular_attribution.shapes import write_eval_set
 
 
@@ -57,7 +57,7 @@ def test_benchmark_table_and_resume(tmp_path, shapes_list, trained_shapes, capsy
     assert [line.split("|")[1].strip() for line in table[2:]] == ["smdl", "gradcam", "rise"]
     assert (tmp_path / "table.csv").read_text().startswith("method,")
     assert (tmp_path / "mean_insertion_curves.png").stat().st_size > 0
-    rows = sorted((tmp_path / "rows").rglob("*.json"))
+    rows = sorted(p for p in (tmp_path / "rows").rglob("*.json") if p.name != "config.json")
     assert len(rows) == 9
     mtimes = [os.stat(r).st_mtime_ns for r in rows]
     assert benchmark.main(args) == 0 and [os.stat(r).st_mtime_ns for r in rows] == mtimes
@@ -78,3 +78,49 @@ def test_reference_methods_get_their_references(tmp_path, shapes_list, trained_s
     assert np.isfinite(np.load(next((tmp_path / "ig2").glob("*/*.npy")))).all()
     assert generate.main(["--method", "eg", "--save-dir", str(tmp_path / "eg"), *base]) == 2
     assert "--method eg needs --reference-folder" in capsys.readouterr().err
+
+
+def test_generator_help_has_only_its_own_flags(capsys):
+    with pytest.raises(SystemExit):
+        generate.main(["--model", "shapes", "--method", "rise", "--help"])
+    out = capsys.readouterr().out
+    for smdl_only in ("--lambda1", "--search", "--sam-masks", "--division", "--pending-samples"):
+        assert smdl_only not in out
+    assert "explanation_results/<model>/<method>" in out and "--strict" in out
+
+
+def test_generator_records_a_bad_image_and_goes_on(tmp_path, shapes_list, trained_shapes, capsys):
+    lines = shapes_list.read_text().splitlines()
+    bad_list = shapes_list.parent / "with_missing.txt"
+    bad_list.write_text("\n".join([lines[0], "images/missing.png 0", *lines[1:]]) + "\n")
+    args = ["--method", "gradcam", "--model", "shapes", "--eval-list", str(bad_list),
+            "--checkpoint", str(trained_shapes[0]), "--save-dir", str(tmp_path), "--device", "cpu"]
+    assert generate.main(args) == 1
+    assert len(list(tmp_path.glob("*/*.npy"))) == 3
+    assert "missing.png: image not found" in (tmp_path / "failures.jsonl").read_text()
+    assert "images/missing.png" in capsys.readouterr().err
+
+
+def test_benchmark_cache_follows_the_configuration(tmp_path, shapes_list, trained_shapes):
+    args = ["--model", "default", "--methods", "smdl,rise", "--eval-list", str(shapes_list), "--num-images", "1",
+            "--checkpoint", str(trained_shapes[0]), "--output-dir", str(tmp_path), "--device", "cpu",
+            "--search", "random"]
+
+    def folders(method):
+        return sorted(p.name for p in (tmp_path / "rows" / method).iterdir())
+
+    assert benchmark.main(args) == 0
+    smdl_first, rise_first = folders("smdl"), folders("rise")
+    assert len(smdl_first) == 1 and len(rise_first) == 1
+    config = (tmp_path / "rows" / "smdl" / smdl_first[0] / "config.json").read_text()
+    assert '"search": "random"' in config
+    row = next(p for p in (tmp_path / "rows" / "smdl" / smdl_first[0]).rglob("*.json") if p.name != "config.json")
+    stamp = os.stat(row).st_mtime_ns
+    # another λ: SMDL's rows are recomputed in a new folder, the baseline's reused
+    assert benchmark.main([*args, "--lambda3", "1"]) == 0
+    assert len(folders("smdl")) == 2 and folders("rise") == rise_first
+    assert os.stat(row).st_mtime_ns == stamp
+    # another model flag changes every method's key
+    assert benchmark.main([*args, "--seed", "1"]) == 0
+    assert len(folders("smdl")) == 3 and len(folders("rise")) == 2
+    assert len((tmp_path / "runs.jsonl").read_text().splitlines()) == 3

@@ -12,8 +12,8 @@ import torch
 
 from submodular_attribution import smdl_explanation_imagenet_classifier as task
 from submodular_attribution.adapters.classifier import build_classifier
-from submodular_attribution.distributed import Worker, shard
-from submodular_attribution.results import find_result_files, load_result
+from submodular_attribution.common.distributed import Worker, shard
+from submodular_attribution.common.results import find_result_files, load_result
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -6,9 +6,10 @@ import pytest
 import torch
 
 from submodular_attribution.objective import Weights
-from submodular_attribution.results import (
-    build_record, cumulative_areas, is_finished, load_result, rank_map, result_paths, run_folder_name,
-    save_result, write_provenance)
+from submodular_attribution.common.provenance import write_provenance
+from submodular_attribution.common.results import (
+    cumulative_areas, is_finished, load_result, rank_map, result_paths, save_result)
+from submodular_attribution.records import build_record, run_folder_name
 from submodular_attribution.search import explain
 from tests.conftest import TinyScorer, random_labels
 

@@ -19,22 +19,21 @@ import torch
 from baseline_attribution.base import AttributionModel, from_scorer
 from evals.localization import energy_in_mask, first_regions_hit, pointing_game
 from evals.saliency_metrics import (
-    IMAGENET_MEAN,
     diffid,
     highest_confidence_ordering,
     highest_confidence_saliency,
     incremental_deletion,
     insertion_deletion,
-    mean_finite,
     mufidelity,
     normalisation_mean,
-    ordering_to_saliency,
     rise_blur,
     rise_kernel,
     sensitivity_n,
     single_deletion_score,
 )
-from submodular_attribution.results import LoadedResult
+from submodular_attribution.common.curves import mean_finite
+from submodular_attribution.common.images import IMAGENET_MEAN
+from submodular_attribution.common.results import LoadedResult, rank_map_saliency
 
 CPU = torch.device("cpu")
 
@@ -167,10 +166,10 @@ def test_step_model_insertion_one_deletion_zero():
     assert worst["auc_ins"] < 0.01 and worst["auc_del"] > 0.99
 
 
-def test_ordering_to_saliency_follows_the_region_order():
+def test_rank_map_saliency_follows_the_region_order():
     ranks = np.array([[0, 0, 1], [2, 1, 1]])
-    saliency = ordering_to_saliency(ranks)
-    np.testing.assert_array_equal(saliency, [[3, 3, 2], [1, 2, 2]])
+    saliency = rank_map_saliency(ranks)
+    np.testing.assert_allclose(saliency, np.array([[3, 3, 2], [1, 2, 2]]) / 3)
     image = red_image([[0.9, 0.8, 0.1], [0.5, 0.2, 0.3]])
     out = insertion_deletion(mean_red_model(), image, 1, saliency, steps=6)
     # region 0 (raster order), then region 1 (raster order), then region 2
@@ -299,11 +298,17 @@ def test_mean_finite_drops_and_counts():
 
 def test_normalisation_mean_reads_the_scorer():
     class Scorer:
-        mean = torch.tensor([0.1, 0.2, 0.3]).view(1, 3, 1, 1)
-        num_classes, device = 2, CPU
+        pixel_mean = (0.1, 0.2, 0.3)
+        num_classes, device, attribution_module = 2, CPU, None
 
         def logits(self, images):
             return images.flatten(1)[:, :2]
+
+        def representation(self, images):
+            return images.flatten(1)
+
+        def __call__(self, images):
+            raise AssertionError("not used")
 
     model = from_scorer(Scorer())
     assert normalisation_mean(model) == pytest.approx((0.1, 0.2, 0.3))

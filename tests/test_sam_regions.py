@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import os
 
 import cv2
@@ -12,8 +13,8 @@ from skimage import data as skdata
 
 import SAM_mask_generate
 import utils
-from submodular_attribution.data import InputError
-from submodular_attribution.sam_regions import (
+from submodular_attribution.common.errors import InputError
+from submodular_attribution.regions.sam import (
     SAM_MODEL_TYPES,
     build_mask_generator,
     build_tiny_sam,
@@ -285,11 +286,19 @@ def test_cli_generates_resumes_and_reports_errors(tiny_ckpt, tmp_path, monkeypat
     assert "0 label maps written, 2 skipped" in capsys.readouterr().out
     assert [os.stat(p).st_mtime_ns for p in paths] == stamps
 
-    # A missing image: one line on stderr naming it, exit 2.
-    (tmp_path / "bad.txt").write_text("images/c.png 5\nimages/gone.png 1\n")
-    assert SAM_mask_generate.main(["--eval-list", "bad.txt"] + argv[2:]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("error: ") and "images/gone.png: image not found (line 2 of bad.txt)" in err[-1]
+    # A missing image between good ones: one line naming it, recorded, the others done, exit 1.
+    (tmp_path / "bad.txt").write_text("images/c.png 5\nimages/gone.png 1\nimages/a b.png 3\n")
+    assert SAM_mask_generate.main(["--eval-list", "bad.txt"] + argv[2:]) == 1
+    err = capsys.readouterr().err
+    assert "failed (list line 2): images/gone.png: image not found" in err
+    bad_dir = tmp_path / "datasets" / "sam_masks" / "bad"
+    assert label_map_path(bad_dir, "3", "a b").is_file() and label_map_path(bad_dir, "5", "c").is_file()
+    failures = [json.loads(line) for line in (bad_dir / "failures.jsonl").read_text().splitlines()]
+    assert [(f["image"], f["list_line"]) for f in failures] == [("images/gone.png", 2)]
+    # the SMDL scripts' flag names work too
+    same = ["--eval-list", "list.txt", "--sam-model-type", "vit_tiny", "--sam-checkpoint", str(folder / "tiny.pth"),
+            "--sam-masks", "same", "--points-per-side", "4", "--input-size", "48", "64", "--device", "cpu"]
+    assert SAM_mask_generate.main(same) == 0 and label_map_path(tmp_path / "same", "5", "c").is_file()
 
     # A missing checkpoint when there is work to do; no default checkpoint for vit_tiny.
     assert SAM_mask_generate.main(["--eval-list", "list.txt", "--save-dir", "elsewhere"] + argv[2:4]

@@ -7,7 +7,7 @@ import numpy as np
 from evals.auc import summarize_run
 from evals.localization import first_regions_hit
 from submodular_attribution import smdl_explanation_shapes as shapes_script
-from submodular_attribution.results import iter_results
+from submodular_attribution.common.results import iter_results
 from submodular_attribution.shapes import load_mask, write_eval_set
 
 

@@ -12,8 +12,8 @@ from submodular_attribution import (
     smdl_explanation_imagenet_clip, smdl_explanation_quilt, smdl_explanation_vggface2)
 from submodular_attribution.adapters.classifier import build_classifier
 from submodular_attribution.adapters.face import iresnet
-from submodular_attribution.results import find_result_files, load_result
-from submodular_attribution.sam_regions import build_tiny_sam
+from submodular_attribution.common.results import find_result_files, load_result
+from submodular_attribution.regions.sam import build_tiny_sam
 from tests.conftest import TINY_CLIP, save_tiny_clip
 
 SAMPLES = ["samples/chelsea the cat.jpg", "samples/coffee.jpg"]

@@ -1,13 +1,10 @@
 """Explanation figures: ordering heat-maps, best-prefix views and insertion/deletion curves.
 
 Figures are built with matplotlib's object API on the Agg canvas (no pyplot, no display),
-so they work headless and never touch global backend state. Files are written to a
-temporary name in the target folder and moved into place with ``os.replace``.
+so they work headless and never touch global backend state. Files are written atomically.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -16,43 +13,11 @@ from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from evals.auc import deletion_curve, insertion_curve, trapezoid_auc
-from submodular_attribution.results import LoadedResult
+from submodular_attribution.common.atomic import atomic_write
+from submodular_attribution.common.curves import deletion_curve, insertion_curve, trapezoid_auc
+from submodular_attribution.common.results import LoadedResult, rank_map_saliency, result_rank_map
 
 AREA_GRID = np.linspace(0.0, 1.0, 101)
-
-
-def ordering_heatmap(rank_map: np.ndarray, num_regions: int | None = None) -> np.ndarray:
-    """H×W float64 in (0, 1]: (N − rank)/N, i.e. 1 for the first region, 1/N for the last.
-
-    rank_map: H×W integer ranks 0..N−1; N defaults to ``rank_map.max() + 1``.
-    """
-    ranks = np.asarray(rank_map)
-    n = int(ranks.max()) + 1 if num_regions is None else int(num_regions)
-    return (n - ranks.astype(np.float64)) / n
-
-
-def rank_map_from_region_images(regions: np.ndarray) -> np.ndarray:
-    """H×W int32 rank map from the original format's N×H×W×3 ordered region images.
-
-    A pixel's rank is the index of the first region image that is nonzero there; pixels
-    no region image covers (including region pixels that are pure black (0,0,0), which
-    that format cannot tell from "not in the region") get rank N−1.
-    """
-    if regions.ndim != 4 or regions.shape[-1] != 3:
-        raise ValueError(f"expected N×H×W×3 region images, got shape {regions.shape}")
-    covered = (regions != 0).any(axis=-1)  # N×H×W
-    first = covered.argmax(axis=0)  # first True; 0 where none is True, fixed below
-    return np.where(covered.any(axis=0), first, regions.shape[0] - 1).astype(np.int32)
-
-
-def result_rank_map(result: LoadedResult) -> np.ndarray:
-    """The H×W rank map of a result: ours as stored, or derived from the original format."""
-    if result.npy is None:
-        raise ValueError(f"{result.json_path}: no npy beside the JSON; a figure needs the regions")
-    if result.npy.ndim == 2:
-        return result.npy
-    return rank_map_from_region_images(result.npy)
 
 
 def _region_borders(ranks: np.ndarray) -> np.ndarray:
@@ -66,19 +31,10 @@ def _region_borders(ranks: np.ndarray) -> np.ndarray:
 
 
 def _save_figure(fig: Figure, out_path: str | Path) -> Path:
-    """Render ``fig`` to PNG at a temp name beside ``out_path``, then os.replace it there."""
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
+    """Render ``fig`` to PNG, written atomically at ``out_path``."""
     FigureCanvasAgg(fig)  # attach an Agg canvas explicitly: works without any display
-    fd, tmp = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            fig.savefig(handle, format="png", bbox_inches="tight")
-        os.replace(tmp, out_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out_path
+    atomic_write(out_path, lambda handle: fig.savefig(handle, format="png", bbox_inches="tight"))
+    return Path(out_path)
 
 
 def save_explanation_figure(
@@ -120,7 +76,7 @@ def save_explanation_figure(
     fig = Figure(figsize=(13.5, 4.5))
     axes = fig.subplots(1, 3)
 
-    heat = ordering_heatmap(ranks, n)
+    heat = rank_map_saliency(ranks, n)
     borders = np.zeros(ranks.shape + (4,))
     borders[_region_borders(ranks)] = (1.0, 1.0, 1.0, 0.9)
     axes[0].imshow(image)

@@ -17,12 +17,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..data import InputError
+from ..common.errors import InputError
+from ..common.images import IMAGENET_MEAN, IMAGENET_STD
 from ..models import ClassifierScorer
-from .checkpoints import load_weights
+from ..common.checkpoints import load_weights
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 TIMM_PREFIX = "timm:"
 
 # torchvision builds these with their pretrained weights as below: the weights were trained on

@@ -48,10 +48,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data import InputError
+from ..common.errors import InputError
 from ..models import ModelOutput
-from ..atomic import atomic_torch_save
-from .checkpoints import load_state, load_weights
+from ..common.atomic import atomic_torch_save
+from ..common.checkpoints import load_state, load_weights
 
 DEFAULT_CACHE_DIR = "ckpt/semantic_features"
 MAX_LOGIT_SCALE = 100.0  # CLIP clamps its learned temperature at 100 during training
@@ -326,6 +326,14 @@ class ZeroShotCLIPScorer:
     def attribution_module(self) -> nn.Module:
         """The image tower, which baseline methods hook into."""
         return self.model.visual
+
+    @property
+    def pixel_mean(self) -> tuple[float, float, float]:
+        return tuple(float(v) for v in self.mean.reshape(-1))
+
+    def representation(self, images: torch.Tensor) -> torch.Tensor:
+        """The unit image embedding ``B×D`` (differentiable)."""
+        return self.embed(images)
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         """Differentiable B×C zero-shot logits s·cos(e, prototypes) (for gradient baselines)."""

@@ -31,9 +31,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data import InputError
+from ..common.errors import InputError
 from ..models import ModelOutput
-from .checkpoints import load_weights, read_state_dict, read_tensor_file, strip_prefixes
+from ..common.checkpoints import load_weights, read_state_dict, read_tensor_file, strip_prefixes
 
 FACE_SIZE = 112
 EMBEDDING_DIM = 512
@@ -179,7 +179,7 @@ class FaceScorer:
         self.bgr = bgr
         self.input_size = input_size
         self.dtype = next(self.backbone.parameters()).dtype
-        self.mean = torch.full((1, 3, 1, 1), 0.5)  # (x − 0.5)/0.5: mid-grey is zero to the network
+        self.pixel_mean = (0.5, 0.5, 0.5)  # (x − 0.5)/0.5: mid-grey is zero to the network
 
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
         """RGB [0, 1] → resized to input_size, channel order as the model expects, (x − 0.5)/0.5."""
@@ -198,6 +198,10 @@ class FaceScorer:
     def attribution_module(self) -> nn.Module:
         """The backbone, which baseline methods hook into."""
         return self.backbone
+
+    def representation(self, images: torch.Tensor) -> torch.Tensor:
+        """The identity embedding ``B×512`` (differentiable)."""
+        return self.embed(images)
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         """Differentiable B×C logits of the head (for gradient baselines)."""

@@ -13,15 +13,19 @@ from pathlib import Path
 
 import numpy as np
 
-from evals.auc import deletion_curve, insertion_curve, summarize_run
+from evals import benchmark
+from evals.auc import summarize_run
 from evals.localization import first_regions_hit
 from visualization.overlay import save_curves_figure, save_explanation_figure
 
-from .cli import get_args_parser, run
-from .data import load_image_rgb
-from .results import REPO_ROOT, iter_results
-from .shapes import CLASS_NAMES, load_mask, write_eval_set
-from .smdl_explanation_shapes import DEFAULT_LIST, TASK
+from ..cli import get_args_parser, run
+from ..common import paths
+from ..common.curves import deletion_curve, insertion_curve
+from ..common.images import load_image_rgb
+from ..common.results import iter_results
+from ..families import SHAPES_LIST
+from ..shapes import CLASS_NAMES, load_mask, write_eval_set
+from ..smdl_explanation_shapes import TASK
 
 SEARCH_LABELS = {"greedy": "SMDL exact greedy", "bidirectional": "SMDL bidirectional (p=8)",
                  "random": "random order (control)"}
@@ -30,7 +34,7 @@ SEARCH_LABELS = {"greedy": "SMDL exact greedy", "bidirectional": "SMDL bidirecti
 def get_demo_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--num-images", type=int, default=20, help="images in the default evaluation set")
-    parser.add_argument("--save-dir", default=str(REPO_ROOT / "submodular_results" / "shapes-demo"))
+    parser.add_argument("--save-dir", default=str(paths.results_dir() / "shapes-demo"))
     parser.add_argument("--device", default="auto")
     parser.add_argument("--figures", type=int, default=3, help="images to draw explanation figures for")
     parser.add_argument("--benchmark-methods", default="smdl,gradcam,ig,rise",
@@ -45,13 +49,13 @@ def _pointing(run_dir: Path, list_root: Path) -> float:
 
 def main(argv=None) -> int:
     opts = get_demo_parser().parse_args(argv)
-    list_path = write_eval_set(DEFAULT_LIST.parent, n=opts.num_images)
+    list_path = write_eval_set((paths.home() / SHAPES_LIST).parent, n=opts.num_images)
     save_dir = Path(opts.save_dir)
     rows, curves = [], {}
     for search in SEARCH_LABELS:
         args = get_args_parser(TASK).parse_args(
             ["--eval-list", str(list_path), "--search", search, "--save-dir", str(save_dir), "--device", opts.device])
-        run_dir = run(TASK, args)
+        run_dir = run(TASK, args).run_dir
         summary = summarize_run(run_dir)
         results = list(iter_results(run_dir))
         curves[search] = {"insertion": [insertion_curve(r) for r in results],
@@ -78,8 +82,6 @@ def main(argv=None) -> int:
         save_explanation_figure(image, result, figures / f"{name}.png",
                                 title=f"{name}: exact greedy, target {CLASS_NAMES[result.record['target']]}")
     print("\nSMDL beside baseline methods on the same images (every metric, mean ± standard error):")
-    from evals import benchmark
-
     benchmark.main(["--model", "default", "--methods", opts.benchmark_methods, "--eval-list", str(list_path),
                     "--search", "bidirectional", "--device", opts.device,
                     "--output-dir", str(save_dir / "benchmark")])

@@ -1,12 +1,16 @@
 """Atomic file writes: a reader (or a resumed run) sees the old file or the new one, never half."""
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
 from typing import IO, Any, Callable
 
+import numpy as np
 import torch
+
+from .errors import InputError
 
 
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> None:
@@ -27,3 +31,25 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> None:
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
     atomic_write(path, lambda handle: torch.save(obj, handle))
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write(path, lambda handle: handle.write(text.encode()))
+
+
+def atomic_write_json(path: str | Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=1))
+
+
+def atomic_save_npy(path: str | Path, array: Any) -> None:
+    atomic_write(path, lambda handle: np.save(handle, array))
+
+
+def ensure_dir(path: str | Path, what: str = "--save-dir") -> Path:
+    """Create ``path`` (and parents); failure is an InputError naming the flag and the folder."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError(f"{what} {path}: cannot create the folder ({err.strerror or err})") from None
+    return path

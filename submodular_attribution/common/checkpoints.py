@@ -7,7 +7,7 @@ from typing import Iterable
 import torch
 from torch import nn
 
-from ..data import InputError
+from .errors import InputError
 
 PREFIXES = ("module.", "model.")  # DataParallel / Lightning-style wrappers
 

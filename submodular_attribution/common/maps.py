@@ -5,8 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
-from submodular_attribution.atomic import atomic_write
-from submodular_attribution.data import InputError
+from .atomic import atomic_save_npy
+from .errors import InputError
 
 
 def map_path(save_dir: str | Path, class_name: str, stem: str) -> Path:
@@ -15,7 +15,7 @@ def map_path(save_dir: str | Path, class_name: str, stem: str) -> Path:
 
 def save_map(save_dir: str | Path, class_name: str, stem: str, saliency: np.ndarray) -> Path:
     path = map_path(save_dir, class_name, stem)
-    atomic_write(path, lambda handle: np.save(handle, np.asarray(saliency, dtype=np.float32)))
+    atomic_save_npy(path, np.asarray(saliency, dtype=np.float32))
     return path
 
 

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
-import utils
-
-from .data import InputError
+from ..common.errors import InputError
+from .labels import check_division
+from .superpixels import DEFAULT_MIN_AREA_FRACTION
 
 if TYPE_CHECKING:  # pragma: no cover
     from segment_anything import SamAutomaticMaskGenerator
@@ -40,8 +40,6 @@ __all__ = [
     "read_label_map",
 ]
 
-# Masks smaller than this fraction of the image (after overlap resolution) are dropped.
-DEFAULT_MIN_AREA_FRACTION = 0.0005
 
 
 # --------------------------------------------------------------------------
@@ -233,7 +231,7 @@ def load_sam(model_type: str, checkpoint: str | Path, device: Any = "cpu") -> "S
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():  # fail before building a 600M-parameter model
         raise InputError(f"{checkpoint}: checkpoint not found (see ckpt/README.md for where to get it)")
-    from .adapters.checkpoints import load_weights
+    from ..common.checkpoints import load_weights
 
     sam = SAM_MODEL_TYPES[model_type]()
     load_weights(sam, checkpoint)
@@ -308,7 +306,7 @@ def read_label_map(path: str | Path, shape: tuple[int, int]) -> np.ndarray:
         raise InputError(f"{path}: label map has shape {labels.shape}, expected {expected} "
                          "(was it generated with another --input-size?)")
     try:
-        utils.check_division(labels)
+        check_division(labels)
     except ValueError as err:
         raise InputError(f"{path}: not a valid division ({err})") from None
     return labels.astype(np.int32)

@@ -16,7 +16,7 @@ from .data import (
     write_eval_set,
 )
 from .model import (
-    DEFAULT_CKPT,
+    default_checkpoint,
     MEAN,
     MODEL_VERSION,
     STD,
@@ -37,7 +37,7 @@ __all__ = [
     "load_mask",
     "render_sample",
     "write_eval_set",
-    "DEFAULT_CKPT",
+    "default_checkpoint",
     "MEAN",
     "MODEL_VERSION",
     "STD",

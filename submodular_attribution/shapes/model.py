@@ -17,7 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..atomic import atomic_torch_save
+from ..common import paths
+from ..common.atomic import atomic_torch_save
+from ..common.images import IMAGENET_MEAN, IMAGENET_STD
 from ..models import ClassifierScorer
 from .data import CLASS_NAMES, DATA_VERSION, EVAL_SEED, IMAGE_SIZE, NUM_CLASSES, make_split
 
@@ -25,7 +27,7 @@ __all__ = [
     "MEAN",
     "STD",
     "MODEL_VERSION",
-    "DEFAULT_CKPT",
+    "default_checkpoint",
     "ShapesCNN",
     "build_scorer",
     "train_shapes_cnn",
@@ -33,14 +35,18 @@ __all__ = [
 ]
 
 #: Normalisation applied by the scorer (ImageNet statistics), RGB order.
-MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
-STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+MEAN: tuple[float, float, float] = IMAGENET_MEAN
+STD: tuple[float, float, float] = IMAGENET_STD
 
 #: Bump when the architecture or the training recipe changes (invalidates cached checkpoints).
 MODEL_VERSION = "shapes-cnn-v1"
 
-#: Where the default model is cached: ``<repo root>/ckpt/shapes_cnn.pt``.
-DEFAULT_CKPT = Path(__file__).resolve().parents[2] / "ckpt" / "shapes_cnn.pt"
+
+def default_checkpoint() -> Path:
+    """Where the default model is cached: ``ckpt/shapes_cnn.pt`` under the current folder
+    (or ``$SMDL_HOME``)."""
+    return paths.ckpt_dir() / "shapes_cnn.pt"
+
 
 # Default training configuration: about 60 s on 2 idle CPU cores (about 90 s on one),
 # 97-98 % held-out accuracy across seeds.
@@ -248,7 +254,7 @@ def train_shapes_cnn(
 
 
 def load_or_train_default(
-    path: str | Path = DEFAULT_CKPT,
+    path: str | Path | None = None,
     device: str | torch.device = "cpu",
     seed: int = 0,
     verbose: bool = True,
@@ -259,9 +265,9 @@ def load_or_train_default(
     A checkpoint matches when its recorded seed, data version and model version equal
     the current ones; a stale one is retrained and overwritten. An unreadable file
     raises ``RuntimeError`` naming it. Returns ``(net, info)`` with ``net`` in eval mode
-    on ``device``.
+    on ``device``. ``path`` defaults to :func:`default_checkpoint`.
     """
-    path = Path(path)
+    path = Path(path) if path is not None else default_checkpoint()
     device = torch.device(device)
     if path.exists():
         try:

@@ -1,0 +1,127 @@
+"""Long loops over list items: progress that shows in terminals *and* batch-job logs, and one
+bad item that never costs the others.
+
+:func:`run_items` calls ``work(item)`` for each item. A failure (a missing, truncated or
+unreadable image, or any error while explaining it) prints one line naming the file and the
+reason, is appended to ``<run_dir>/failures.jsonl``, and the loop goes on; ``strict=True``
+stops at the first one instead. Ctrl-C is never swallowed.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence, TextIO
+
+from tqdm import tqdm
+
+from .errors import InputError
+from .lists import ListItem
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+class Progress:
+    """A tqdm bar on a terminal; on a non-terminal stream (nohup, SLURM, CI logs), one line
+    every ``every`` items or ``seconds`` seconds, whichever comes first, with the count, the
+    rate and the time left."""
+
+    def __init__(self, total: int, desc: str, *, enabled: bool = True, every: int | None = None,
+                 seconds: float = 60.0, stream: TextIO | None = None) -> None:
+        self.total, self.desc, self.done = total, desc, 0
+        self.stream = stream or sys.stderr
+        self.enabled = enabled and total > 0
+        self.is_terminal = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.every = every or max(1, total // 20)
+        self.seconds = seconds
+        self.start = self.last = time.monotonic()
+        self.bar = tqdm(total=total, desc=desc, unit="img", file=self.stream) \
+            if self.enabled and self.is_terminal else None
+
+    def update(self, n: int = 1) -> None:
+        self.done += n
+        if self.bar is not None:
+            self.bar.update(n)
+            return
+        now = time.monotonic()
+        due = self.done % self.every == 0 or now - self.last >= self.seconds or self.done == self.total
+        if self.enabled and due:
+            self.last = now
+            self.stream.write(self.line(now) + "\n")
+            self.stream.flush()
+
+    def line(self, now: float | None = None) -> str:
+        elapsed = max((now or time.monotonic()) - self.start, 1e-9)
+        rate = self.done / elapsed
+        left = (self.total - self.done) / rate if rate > 0 else float("inf")
+        eta = _duration(left) if left != float("inf") else "?"
+        return f"{self.desc}: {self.done}/{self.total} images, {rate:.2f} img/s, {eta} left"
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+@dataclass
+class ItemReport:
+    """What a loop over items did: each finished item's return value, and the failures."""
+
+    results: dict[ListItem, Any] = field(default_factory=dict)
+    failures: list[tuple[ListItem, str]] = field(default_factory=list)
+
+    @property
+    def exit_status(self) -> int:
+        """0 when every item finished, 1 when any failed (2 is kept for bad input)."""
+        return 1 if self.failures else 0
+
+
+def failure_reason(err: BaseException) -> str:
+    """One line: an InputError's message as it is, anything else with its type."""
+    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    return text if isinstance(err, InputError) else f"{type(err).__name__}: {text}".rstrip(": ")
+
+
+def record_failure(run_dir: str | Path, item: ListItem, reason: str) -> None:
+    """Append one JSON line to ``<run_dir>/failures.jsonl``."""
+    path = Path(run_dir) / "failures.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "image": item.path, "class": item.label,
+             "list_line": item.line, "reason": reason}
+    with open(path, "a") as handle:
+        handle.write(json.dumps(entry) + "\n")
+
+
+def run_items(items: Sequence[ListItem], work: Callable[[ListItem], Any], *, run_dir: str | Path, desc: str,
+              strict: bool = False, show: bool = True) -> ItemReport:
+    """``work(item)`` for every item, with progress; failures reported, recorded and skipped
+    (or, with ``strict``, raised as an InputError naming the item)."""
+    report = ItemReport()
+    progress = Progress(len(items), desc, enabled=show)
+    try:
+        for item in items:
+            try:
+                report.results[item] = work(item)
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except Exception as err:  # noqa: BLE001 - one bad item must not cost the others
+                reason = failure_reason(err)
+                if strict:
+                    raise InputError(f"{item.path} (list line {item.line}): {reason} "
+                                     "(--strict stops at the first failure)") from err
+                named = reason if item.path in reason else f"{item.path}: {reason}"
+                print(f"failed (list line {item.line}): {named}", file=sys.stderr, flush=True)
+                record_failure(run_dir, item, reason)
+                report.failures.append((item, reason))
+            progress.update()
+    finally:
+        progress.close()
+    if report.failures:
+        print(f"{len(report.failures)} of {len(items)} items failed; see {Path(run_dir) / 'failures.jsonl'}",
+              file=sys.stderr)
+    return report
