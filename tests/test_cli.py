@@ -223,3 +223,19 @@ def test_missing_list_and_bad_numbers(tmp_path, tiny_list, capsys):
     assert "none.txt: evaluation list not found" in _error(capsys)
     assert _run(_task(tmp_path), tiny_list, "--batch-size", "0") == 2
     assert "--batch-size must be ≥ 1" in _error(capsys)
+
+
+def test_default_folders_follow_the_current_directory(tmp_path, monkeypatch, capsys):
+    from submodular_attribution import smdl_explanation_shapes
+    from submodular_attribution.common import paths
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SMDL_HOME", raising=False)
+    monkeypatch.setenv("COLUMNS", "1000")  # no wrapping inside the paths
+    assert paths.ckpt_dir() == tmp_path / "ckpt"
+    with pytest.raises(SystemExit):
+        smdl_explanation_shapes.main(["--help"])
+    out = capsys.readouterr().out
+    assert f"{tmp_path}/ckpt/shapes_cnn.pt" in out and f"{tmp_path}/submodular_results/shapes-cnn" in out
+    monkeypatch.setenv("SMDL_HOME", str(tmp_path / "home"))
+    assert paths.results_dir() == tmp_path / "home" / "submodular_results"

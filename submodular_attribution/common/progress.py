@@ -38,7 +38,7 @@ class Progress:
         self.stream = stream or sys.stderr
         self.enabled = enabled and total > 0
         self.is_terminal = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.every = every or max(1, total // 20)
+        self.every = every or max(1, total // 10)
         self.seconds = seconds
         self.start = self.last = time.monotonic()
         self.bar = tqdm(total=total, desc=desc, unit="img", file=self.stream) \
