@@ -56,6 +56,7 @@ from submodular_attribution.common.results import rank_map, rank_map_saliency
 from submodular_attribution.frontend import check_common, model_parser, prepare
 from submodular_attribution.regions import RegionDivider
 from submodular_attribution.search import explain
+from submodular_attribution.search_methods import OPTIONS
 from submodular_attribution.shapes import load_mask
 from submodular_attribution.tasks import ALIASES, TASK_NAMES
 from visualization.overlay import save_curves_figure
@@ -109,7 +110,7 @@ class CountingModel(AttributionModel):
 _NOT_CONFIG = {"save_dir", "methods", "num_images", "device", "batch_size", "strict", "begin", "end", "eval_list"}
 _SMDL_ONLY = {"division", "region_size", "num_regions", "sam_masks", "sam_checkpoint", "sam_model_type",
               "prior_dir", "grid", "per_region", "lambda1", "lambda2", "lambda3", "lambda4", "search",
-              "pending_samples"}
+              "precision", "channels_last", "compile", "images_at_once", "workers", *OPTIONS}
 
 
 def method_config(method: str, args: argparse.Namespace, settings: SMDLSettings) -> dict:
@@ -119,7 +120,7 @@ def method_config(method: str, args: argparse.Namespace, settings: SMDLSettings)
     config["method"] = method
     if method == "smdl":
         config.update(division=dict(vars(settings.division)), weights=list(settings.weights.positional()),
-                      search=settings.search, pending_samples=settings.pending_samples)
+                      search=settings.search, search_options=settings.options)
     else:
         config["options"] = {}
     return json.loads(json.dumps(config, default=str))
@@ -134,7 +135,8 @@ def _explain_smdl(settings: SMDLSettings, scorer, divider, image: np.ndarray, x:
                   target: int, batch_size: int, seed: int):
     labels = divider(image, item)
     trace = explain(scorer, x, torch.from_numpy(labels), target, settings.weights, search=settings.search,
-                    pending_samples=settings.pending_samples, batch_size=batch_size, seed=item_seed(seed, item))
+                    options=settings.options, batch_size=batch_size, seed=item_seed(seed, item),
+                    precision=settings.precision)
     return rank_map_saliency(rank_map(labels, trace.order)), trace.forward_passes
 
 

@@ -1,11 +1,13 @@
 """Speed of the search engine: forward passes, images/s, and overhead over the bare model.
 
-    python -m submodular_attribution.benchmark_engine [--device cuda] [--batch-size 64] [--regions 49 100]
+    python -m submodular_attribution.benchmark_engine [--device cuda] [--batch-size 64] [--regions 49 100] \\
+        [--searches greedy bidirectional fast] [--images-at-once 1 8] [--precision fp32 bf16] [--channels-last]
 
-On a random-init default CNN (the weights do not change the cost), for each region count N
-(a square grid division) and each search, prints the forward passes per image, seconds per
-image, images/s through the engine (composition + forward + scoring), and the ratio to the
-bare model's images/s on same-size batches — the engine's overhead.
+On a random-init default CNN (the weights do not change the cost) and a square grid of N
+regions, for each search, precision and number of images advancing together: forward passes
+per image, seconds per image, images/s through the engine (composition + forward + scoring),
+and the overhead: the engine's seconds over the bare model's for the same number of images in
+full batches of the same precision (1.00 = no overhead).
 """
 from __future__ import annotations
 
@@ -16,10 +18,12 @@ import time
 
 import torch
 
+from .engine import PRECISIONS, forward
 from .models import resolve_device
 from .objective import Weights
 from .regions import grid_division
-from .search import explain
+from .search import explain_many
+from .search_methods import SEARCHES
 from .shapes import IMAGE_SIZE, ShapesCNN, build_scorer
 
 
@@ -28,16 +32,15 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def bare_model_rate(scorer, batch_size: int, repeats: int = 20) -> float:
-    """Images/s of the scorer alone on random batches (after a warm-up)."""
+def bare_model_rate(scorer, batch_size: int, repeats: int = 20, precision: str = "fp32") -> float:
+    """Images/s of the scorer alone on random full batches (after a warm-up)."""
     images = torch.rand(batch_size, 3, IMAGE_SIZE, IMAGE_SIZE, device=scorer.device)
-    with torch.inference_mode():
-        scorer(images)
-        _sync(scorer.device)
-        start = time.perf_counter()
-        for _ in range(repeats):
-            scorer(images)
-        _sync(scorer.device)
+    forward(scorer, images, precision)
+    _sync(scorer.device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        forward(scorer, images, precision)
+    _sync(scorer.device)
     return repeats * batch_size / (time.perf_counter() - start)
 
 
@@ -46,31 +49,41 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--regions", type=int, nargs="+", default=[49, 100], help="square numbers")
+    parser.add_argument("--searches", nargs="+", default=["greedy", "bidirectional", "fast"], choices=tuple(SEARCHES))
+    parser.add_argument("--images-at-once", type=int, nargs="+", default=[1, 8], help="images advancing together")
+    parser.add_argument("--precision", nargs="+", default=["fp32"], choices=tuple(PRECISIONS))
+    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--compile", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
     torch.manual_seed(args.seed)
     scorer = build_scorer(ShapesCNN(), device)
+    if args.channels_last or args.compile:
+        scorer.tune(channels_last=args.channels_last, compile=args.compile)
     weights = Weights(0.0, 0.05, 1.0, 1.0)  # all four terms, so the N embeddings are counted too
     image = torch.rand(3, IMAGE_SIZE, IMAGE_SIZE)
-    bare = bare_model_rate(scorer, args.batch_size)
-    print(f"device {device}, batch {args.batch_size}, bare model {bare:,.0f} images/s")
-    print(f"{'N':>4} {'search':<14} {'forwards':>9} {'s/image':>8} {'images/s':>9} {'vs bare':>8}")
-    for n in args.regions:
-        side = math.isqrt(n)
-        labels = torch.from_numpy(grid_division(IMAGE_SIZE, IMAGE_SIZE, side, side))
-        counts = {}
-        for search in ("greedy", "bidirectional"):
-            _sync(device)
-            start = time.perf_counter()
-            trace = explain(scorer, image, labels, 0, weights, search=search, batch_size=args.batch_size)
-            _sync(device)
-            seconds = time.perf_counter() - start
-            rate = trace.forward_passes / seconds
-            counts[search] = trace.forward_passes
-            print(f"{side * side:>4} {search:<14} {trace.forward_passes:>9,} {seconds:>8.2f} {rate:>9,.0f} "
-                  f"{rate / bare:>7.0%}")
-        print(f"{'':>4} greedy / bidirectional forward passes: {counts['greedy'] / counts['bidirectional']:.2f}×")
+    print(f"device {device}, batch {args.batch_size}, channels-last {args.channels_last}, compile {args.compile}")
+    print(f"{'N':>4} {'search':<14} {'precision':<9} {'K':>3} {'forwards':>9} {'s/image':>8} {'images/s':>9} "
+          f"{'overhead':>9}")
+    for precision in args.precision:
+        bare = bare_model_rate(scorer, args.batch_size, precision=precision)
+        print(f"{'':>4} bare model, {precision}: {bare:,.0f} images/s")
+        for n in args.regions:
+            side = math.isqrt(n)
+            labels = torch.from_numpy(grid_division(IMAGE_SIZE, IMAGE_SIZE, side, side))
+            for search in args.searches:
+                for k in args.images_at_once:
+                    _sync(device)
+                    start = time.perf_counter()
+                    traces = explain_many(scorer, [(image, labels, 0, i) for i in range(k)], weights, search=search,
+                                          batch_size=args.batch_size, precision=precision)
+                    _sync(device)
+                    seconds = (time.perf_counter() - start) / k
+                    forwards = traces[0].forward_passes
+                    rate = forwards / seconds
+                    print(f"{side * side:>4} {search:<14} {precision:<9} {k:>3} {forwards:>9,} {seconds:>8.3f} "
+                          f"{rate:>9,.0f} {bare / rate:>8.2f}×", flush=True)
     return 0
 
 

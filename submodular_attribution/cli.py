@@ -23,14 +23,18 @@ from .common.distributed import current_worker
 from .common.errors import InputError, run_reporting_input_errors
 from .common.images import image_tensor, load_image_rgb
 from .common.lists import ListItem
-from .common.progress import ItemReport, run_items
+from .common.prefetch import prefetched
+from .common.progress import ItemReport, run_groups
 from .common.provenance import write_provenance
 from .common.results import is_finished, save_result
 from .frontend import base_parser, check_common, prepare, run_device
 from .objective import POSITIONAL_ORDER, Weights
 from .records import build_record, run_folder_name
 from .regions import DIVISIONS, DivisionConfig, RegionDivider
-from .search import SEARCHES, explain
+from .engine import PRECISIONS
+from .models import TunableScorer
+from .search import explain_many
+from .search_methods import OPTIONS, SEARCHES
 from .tasks import ModelTask, get_model_task
 
 
@@ -96,10 +100,24 @@ def add_smdl_arguments(parser: argparse.ArgumentParser, task: SMDLTask) -> None:
                                default=None, metavar="W", help=f"default: {defaults[i]}{extra}")
 
     search = parser.add_argument_group("search")
-    search.add_argument("--search", choices=SEARCHES, default="greedy",
-                        help="greedy: exact; bidirectional: LIMA (≈1.5× fewer forwards); random: control ordering")
-    search.add_argument("--pending-samples", type=int, default=8,
-                        help="bidirectional search: candidates re-scored exactly in each backward step")
+    search.add_argument("--search", choices=tuple(SEARCHES), default="greedy",
+                        help="; ".join(f"{name}: {spec.summary}" for name, spec in SEARCHES.items()))
+    for name, option in OPTIONS.items():
+        users = {s: spec.defaults[name] for s, spec in SEARCHES.items() if name in spec.defaults}
+        defaults = ", ".join(f"{value} ({s})" for s, value in users.items())
+        search.add_argument(option.flag(name), dest=name, type=option.type, default=None,
+                            help=f"{option.help} (default: {defaults})")
+
+    speed = parser.add_argument_group("speed")
+    speed.add_argument("--precision", choices=tuple(PRECISIONS), default="fp32",
+                       help="autocast the model to bf16/fp16 (scores stay float64); see the README's measurements")
+    speed.add_argument("--channels-last", action="store_true", help="channels-last memory format for CNNs")
+    speed.add_argument("--compile", action="store_true", help="torch.compile the model (slow first batches)")
+    speed.add_argument("--images-at-once", type=int, default=1, metavar="K",
+                       help="advance K images' searches together, filling each forward batch across them "
+                            "(same results; keeps a GPU busy on late steps and small models)")
+    speed.add_argument("--workers", type=int, default=0,
+                       help="processes that read and divide images ahead of the device (not with inline SAM)")
 
 
 def get_args_parser(task: SMDLTask) -> argparse.ArgumentParser:
@@ -116,13 +134,16 @@ class SMDLSettings:
     division: DivisionConfig
     weights: Weights
     search: str
-    pending_samples: int
+    options: dict
+    precision: str = "fp32"
 
 
 def smdl_settings(task: SMDLTask, args: argparse.Namespace) -> SMDLSettings:
     """Typed settings from the parsed flags; λ not given take the task's published values."""
-    if args.pending_samples < 1:
-        raise InputError(f"--pending-samples must be ≥ 1, got {args.pending_samples}")
+    for name in OPTIONS:
+        value = getattr(args, name)
+        if value is not None and value < (0 if name == "refresh_every" else 1):  # the others count steps or items
+            raise InputError(f"{OPTIONS[name].flag(name)} must be ≥ {0 if name == 'refresh_every' else 1}, got {value}")
     published = task.weights_by_search.get(args.search, task.weights).positional()
     lambdas = [published[i] if getattr(args, f"lambda{i + 1}") is None else getattr(args, f"lambda{i + 1}")
                for i in range(4)]
@@ -133,7 +154,8 @@ def smdl_settings(task: SMDLTask, args: argparse.Namespace) -> SMDLSettings:
         options=task.division_options.get(args.division, {}), sam_masks=args.sam_masks,
         sam_checkpoint=args.sam_checkpoint, sam_model_type=args.sam_model_type, prior_dir=args.prior_dir,
         grid=args.grid, per_region=args.per_region)
-    return SMDLSettings(division, Weights.from_positional(*lambdas), args.search, args.pending_samples)
+    options = SEARCHES[args.search].options({name: getattr(args, name) for name in OPTIONS})
+    return SMDLSettings(division, Weights.from_positional(*lambdas), args.search, options, args.precision)
 
 
 def item_seed(seed: int, item: ListItem) -> int:
@@ -160,17 +182,41 @@ class RunOutcome:
     report: ItemReport
 
 
+def _check_speed(args: argparse.Namespace, division: DivisionConfig) -> int:
+    """The number of loader processes to use; bad speed flags are input errors."""
+    if args.images_at_once < 1:
+        raise InputError(f"--images-at-once must be ≥ 1, got {args.images_at_once}")
+    if args.workers < 0:
+        raise InputError(f"--workers must be ≥ 0, got {args.workers}")
+    if args.workers and division.name == "sam" and not division.sam_masks:
+        return 0  # SAM runs on the device in the main process
+    return args.workers
+
+
+def tune_scorer(scorer, args: argparse.Namespace):
+    """Apply ``--channels-last`` / ``--compile`` to a scorer that supports them."""
+    if not (args.channels_last or args.compile):
+        return scorer
+    if not isinstance(scorer, TunableScorer):
+        raise InputError(f"--channels-last/--compile: {type(scorer).__name__} does not support them")
+    scorer.tune(channels_last=args.channels_last, compile=args.compile)
+    return scorer
+
+
 def run(task: SMDLTask, args: argparse.Namespace) -> RunOutcome:
     """Explain every selected list item; skip those already finished; record failures."""
     settings = smdl_settings(task, args)
     input_size = tuple(check_common(args).input_size)
     divider = RegionDivider(settings.division, input_size, device=run_device(args, current_worker()))
+    workers = _check_speed(args, divider.config)
     run_dir = Path(args.save_dir or task.default_save_dir()) / run_folder_name(
-        divider.config.name, settings.weights, settings.search, settings.pending_samples, args.seed)
+        divider.config.name, settings.weights, settings.search, settings.options, args.seed)
     ensure_dir(run_dir)  # an uncreatable --save-dir fails before the model loads
     ready = prepare(task.model, args, embeddings=settings.weights.effectiveness != 0)
+    scorer = tune_scorer(ready.scorer, args)
     write_provenance(run_dir, {**vars(args), "task": task.name, "division_resolved": divider.describe(),
-                               "rank": ready.worker.rank, "world_size": ready.worker.world_size})
+                               "search_options": settings.options, "rank": ready.worker.rank,
+                               "world_size": ready.worker.world_size})
 
     todo = [item for item in ready.items if not is_finished(run_dir, str(item.label), item.stem)]
     worker = ready.worker
@@ -178,27 +224,31 @@ def run(task: SMDLTask, args: argparse.Namespace) -> RunOutcome:
     print(f"{run_dir}{where}: {len(ready.items) - len(todo)} of {len(ready.items)} images already done",
           file=sys.stderr)
 
-    def explain_item(item: ListItem) -> tuple[int, float]:
+    def load(item: ListItem) -> tuple[np.ndarray, np.ndarray]:
         image = load_image_rgb(ready.root / item.path, input_size)
-        labels = divider(image, item)
-        trace = explain(ready.scorer, image_tensor(image), torch.from_numpy(labels),
-                        None if args.target == "prediction" else item.label, settings.weights,
-                        search=settings.search, pending_samples=settings.pending_samples,
-                        batch_size=args.batch_size, seed=item_seed(args.seed, item))
-        record, ranks = build_record(
-            trace, labels, settings.weights, image=item.path, class_name=str(item.label),
-            division=divider.describe(), search=settings.search,
-            pending_samples=settings.pending_samples if settings.search == "bidirectional" else None)
-        save_result(run_dir, str(item.label), item.stem, record, ranks)
-        return trace.forward_passes, trace.org_score
+        return image, divider(image, item)
 
-    report = run_items(todo, explain_item, run_dir=run_dir, desc=f"{task.name} {settings.search}",
-                       strict=args.strict, show=worker.is_main)
+    def explain_group(group: list[tuple[ListItem, tuple[np.ndarray, np.ndarray]]]) -> list[tuple[int, float]]:
+        traces = explain_many(
+            scorer, [(image_tensor(image), torch.from_numpy(labels), None if args.target == "prediction"
+                      else item.label, item_seed(args.seed, item)) for item, (image, labels) in group],
+            settings.weights, search=settings.search, options=settings.options, batch_size=args.batch_size,
+            precision=settings.precision)
+        for (item, (_, labels)), trace in zip(group, traces):
+            record, ranks = build_record(trace, labels, settings.weights, image=item.path,
+                                         class_name=str(item.label), division=divider.describe(),
+                                         search=settings.search, options=settings.options)
+            save_result(run_dir, str(item.label), item.stem, record, ranks)
+        return [(trace.forward_passes, trace.org_score) for trace in traces]
+
+    report = run_groups(prefetched(todo, load, workers), len(todo), explain_group, run_dir=run_dir,
+                        desc=f"{task.name} {settings.search}", group=args.images_at_once, strict=args.strict,
+                        show=worker.is_main)
     if report.results:
         forwards, probs = zip(*report.results.values())
         print(f"{run_dir}: explained {len(forwards)} images, {np.mean(forwards):.0f} forward passes per image",
               file=sys.stderr)
-        warning = near_chance_warning(probs, ready.scorer.num_classes)
+        warning = near_chance_warning(probs, scorer.num_classes)
         if warning:
             print(warning, file=sys.stderr)
     return RunOutcome(run_dir, report)

@@ -4,9 +4,14 @@ A set of regions is a row of a B×N bool matrix. ``insert(S)`` keeps the pixels 
 S and sets the rest to the baseline; ``delete(S)`` does the opposite (spec §2).
 Both are built from the label map by indexing, on the scorer's device, one
 forward batch at a time, so no per-region image copies ever exist.
+
+:func:`score_requests` scores the sets of *several* images together: their rows are packed
+into full batches of one shared scorer, so late search steps with few candidates and small
+models still fill the device. Scores stay in float64 whatever the model's precision.
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, fields
 
 import torch
@@ -57,6 +62,7 @@ class SetEvaluator:
         batch_size: int = 64,
         baseline: float = 0.0,
         edl_scale: float = 1.0,
+        precision: str = "fp32",
     ) -> None:
         if image.ndim != 3 or image.shape[0] != 3:
             raise ValueError(f"image must be 3×H×W, got shape {tuple(image.shape)}")
@@ -75,6 +81,7 @@ class SetEvaluator:
         self.baseline = torch.tensor(baseline, dtype=self.image.dtype, device=self.device)
         self.edl_scale = edl_scale
         self.forward_passes = 0
+        self.precision = check_precision(precision)
         self._reference: ModelOutput | None = None
         self.target = self.prediction if target is None else int(target)
         if not 0 <= self.target < scorer.num_classes:
@@ -83,13 +90,22 @@ class SetEvaluator:
     # -- model access -------------------------------------------------------
     def _forward(self, images: torch.Tensor) -> ModelOutput:
         self.forward_passes += images.shape[0]
-        with torch.inference_mode():
-            return self.scorer(images)
+        return forward(self.scorer, images, self.precision)
 
     def _confidence(self, out: ModelOutput) -> torch.Tensor:
         if out.evidence_logits is not None:
             return edl_confidence(out.evidence_logits.double(), self.edl_scale)
         return entropy_confidence(out.probs.double())
+
+    def compose_rows(self, sets: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """Images for ``rows`` of the 2B rows of a request of B sets: row r < B is insert(S_r),
+        row B + r is delete(S_r)."""
+        b = sets.shape[0]
+        return self._compose(sets[rows % b], rows >= b)
+
+    def read(self, out: ModelOutput) -> tuple[torch.Tensor, torch.Tensor]:
+        """(target probability, confidence) of each image of ``out``, float64."""
+        return out.probs[:, self.target].double(), self._confidence(out)
 
     def _compose(self, sets: torch.Tensor, delete: torch.Tensor) -> torch.Tensor:
         """Rows of ``sets`` (b×N bool) → b images; row i is delete(S_i) where delete[i] else insert(S_i)."""
@@ -125,17 +141,7 @@ class SetEvaluator:
     # -- sets ---------------------------------------------------------------
     def score_sets(self, sets: torch.Tensor) -> SetScores:
         """Insertion and deletion numbers for each row of ``sets`` (B×N bool): 2B forwards."""
-        sets = sets.to(self.device, torch.bool)
-        b = sets.shape[0]
-        rows = torch.arange(2 * b, device=self.device)
-        target_probs, confidences = [], []
-        for chunk in rows.split(self.batch_size):
-            out = self._forward(self._compose(sets[chunk % b], chunk >= b))
-            target_probs.append(out.probs[:, self.target].double())
-            confidences.append(self._confidence(out))
-        target = torch.cat(target_probs)
-        confidence = torch.cat(confidences)
-        return SetScores(target[:b], target[b:], confidence[:b], confidence[b:])
+        return score_requests([(self, sets)], self.batch_size)[0]
 
     def region_embeddings(self) -> torch.Tensor:
         """N×D embeddings of insert({v_i}) for every region (N forwards)."""
@@ -148,3 +154,84 @@ class SetEvaluator:
                 raise ValueError("the effectiveness term needs a model that returns embeddings; set its weight to 0")
             parts.append(out.embeddings.double())
         return torch.cat(parts)
+
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def check_precision(precision: str) -> str:
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    return precision
+
+
+def forward(scorer: Scorer, images: torch.Tensor, precision: str = "fp32") -> ModelOutput:
+    """The scorer on a batch under ``inference_mode``, with autocast around the model alone when
+    ``precision`` is bf16 or fp16 (the caller reads probabilities in float64)."""
+    dtype = PRECISIONS[precision]
+    autocast = contextlib.nullcontext() if dtype is None else torch.autocast(images.device.type, dtype=dtype)
+    with torch.inference_mode(), autocast:
+        return scorer(images)
+
+
+def _forward_by_size(scorer: Scorer, parts: list[torch.Tensor], precision: str) -> ModelOutput:
+    """One forward of the concatenated parts; parts of different image sizes (several images
+    explained at their own sizes) go through the model one size at a time, in order."""
+    runs: list[list[torch.Tensor]] = []
+    for part in parts:
+        if runs and runs[-1][0].shape[1:] == part.shape[1:]:
+            runs[-1].append(part)
+        else:
+            runs.append([part])
+    outs = [forward(scorer, torch.cat(run) if len(run) > 1 else run[0], precision) for run in runs]
+    if len(outs) == 1:
+        return outs[0]
+    join = lambda ts: None if ts[0] is None else torch.cat(ts)  # noqa: E731
+    return ModelOutput(join([o.probs for o in outs]), join([o.embeddings for o in outs]),
+                       join([o.evidence_logits for o in outs]))
+
+
+def score_requests(requests: list[tuple[SetEvaluator, torch.Tensor]], batch_size: int) -> list[SetScores]:
+    """Score the sets of several images (all on one scorer) in shared batches.
+
+    requests: ``(evaluator, B_j×N_j bool sets)`` per image. Each request's 2·B_j images
+    (insertions, then deletions) are laid end to end and cut into batches of ``batch_size``
+    images, so one forward may hold rows of several images; each evaluator counts its own rows.
+    Returns one :class:`SetScores` per request, in order. With one request this is exactly
+    :meth:`SetEvaluator.score_sets`.
+    """
+    if not requests:
+        return []
+    scorer, precision = requests[0][0].scorer, requests[0][0].precision
+    sets = [s.to(ev.device, torch.bool) for ev, s in requests]
+    sizes = [2 * s.shape[0] for s in sets]
+    starts = torch.tensor([0, *sizes]).cumsum(0).tolist()
+    targets: list[list[torch.Tensor]] = [[] for _ in requests]
+    confidences: list[list[torch.Tensor]] = [[] for _ in requests]
+    for lo in range(0, starts[-1], batch_size):
+        hi = min(lo + batch_size, starts[-1])
+        parts, owners = [], []
+        for j, (ev, _) in enumerate(requests):
+            a, b = max(lo, starts[j]), min(hi, starts[j + 1])
+            if a < b:
+                rows = torch.arange(a - starts[j], b - starts[j], device=ev.device)
+                parts.append(ev.compose_rows(sets[j], rows))
+                owners.append((j, b - a))
+        out = _forward_by_size(scorer, parts, precision)
+        offset = 0
+        for j, count in owners:
+            ev = requests[j][0]
+            ev.forward_passes += count
+            part = ModelOutput(*(None if t is None else t[offset:offset + count] for t in
+                                 (out.probs, out.embeddings, out.evidence_logits)))
+            target, confidence = ev.read(part)
+            targets[j].append(target)
+            confidences[j].append(confidence)
+            offset += count
+    scores = []
+    for j, s in enumerate(sets):
+        b = s.shape[0]
+        target = torch.cat(targets[j]) if targets[j] else torch.zeros(0, dtype=torch.float64)
+        confidence = torch.cat(confidences[j]) if confidences[j] else torch.zeros(0, dtype=torch.float64)
+        scores.append(SetScores(target[:b], target[b:], confidence[:b], confidence[b:]))
+    return scores

@@ -63,6 +63,20 @@ class DifferentiableScorer(Scorer, Protocol):
     def representation(self, images: torch.Tensor) -> torch.Tensor: ...
 
 
+@runtime_checkable
+class TunableScorer(Protocol):
+    """A scorer whose network can be switched to channels-last memory and/or compiled."""
+
+    def tune(self, channels_last: bool = False, compile: bool = False) -> None: ...
+
+
+def tune_module(module: nn.Module, channels_last: bool = False, compile: bool = False):
+    """``module`` in channels-last memory format and/or wrapped by ``torch.compile`` (same weights)."""
+    if channels_last:
+        module = module.to(memory_format=torch.channels_last)
+    return torch.compile(module) if compile else module
+
+
 class ClassifierScorer:
     """Wraps an ``nn.Module`` classifier: probabilities = softmax(logits).
 
@@ -91,6 +105,8 @@ class ClassifierScorer:
         if embedding_layer is not None:
             embedding_layer.register_forward_pre_hook(self._capture)
         self._split = embedding_layer is None and hasattr(net, "forward_features") and hasattr(net, "forward_head")
+        self.channels_last = False
+        self._run, self._split_run = self.net, self._split_forward  # as called by __call__ (see tune)
         if num_classes is None:
             num_classes = int(getattr(net, "num_classes"))
         self.num_classes = num_classes
@@ -103,6 +119,20 @@ class ClassifierScorer:
     @property
     def pixel_mean(self) -> tuple[float, float, float]:
         return tuple(float(v) for v in self.mean.reshape(-1))
+
+    def tune(self, channels_last: bool = False, compile: bool = False) -> None:
+        """Channels-last memory for the network and its inputs; ``torch.compile`` of the forward."""
+        self.channels_last = channels_last
+        self._run = tune_module(self.net, channels_last, compile)
+        self._split_run = torch.compile(self._split_forward) if compile else self._split_forward
+
+    def _split_forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.net.forward_features(x)
+        return features, self.net.forward_head(features)
+
+    def _normalise(self, images: torch.Tensor) -> torch.Tensor:
+        x = (images - self.mean) / self.std
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         """Differentiable B×C logits (for gradient baselines); no embeddings captured."""
@@ -128,13 +158,12 @@ class ClassifierScorer:
         return features.mean(dim=(2, 3)) if features.ndim == 4 else features.flatten(1)
 
     def __call__(self, images: torch.Tensor) -> ModelOutput:
-        x = (images - self.mean) / self.std
+        x = self._normalise(images)
         if self._split:
-            features = self.net.forward_features(x)
-            logits = self.net.forward_head(features)
+            features, logits = self._split_run(x)
             return ModelOutput(probs=logits.softmax(dim=-1), embeddings=features)
         self._captured = None
-        logits = self.net(x)
+        logits = self._run(x)
         embeddings = self._captured.flatten(1) if self._captured is not None else None
         self._captured = None
         return ModelOutput(probs=logits.softmax(dim=-1), embeddings=embeddings)

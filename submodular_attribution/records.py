@@ -10,16 +10,14 @@ import numpy as np
 from .common.results import FORMAT, cumulative_areas, rank_map
 from .objective import Weights
 from .search import SearchTrace
+from .search_methods import SEARCHES
 
 
-def run_folder_name(division: str, weights: Weights, search: str, pending_samples: int = 8, seed: int = 0) -> str:
-    """``slico-0.0-0.05-1.0-1.0`` (+ ``-pending-samples-8`` for bidirectional, ``-random-seed-0`` for random)."""
-    name = f"{division}-{weights.folder_text()}"
-    if search == "bidirectional":
-        name += f"-pending-samples-{pending_samples}"
-    elif search == "random":
-        name += f"-random-seed-{seed}"
-    return name
+def run_folder_name(division: str, weights: Weights, search: str, options: dict | None = None, seed: int = 0) -> str:
+    """``slico-0.0-0.05-1.0-1.0`` plus the search's suffix (``-pending-samples-8`` for the
+    bidirectional search, ``-random-seed-0`` for the random control, …; see ``SEARCHES``)."""
+    spec = SEARCHES[search]
+    return f"{division}-{weights.folder_text()}{spec.suffix(spec.options(options), seed)}"
 
 
 def build_record(
@@ -31,7 +29,7 @@ def build_record(
     class_name: str,
     division: dict,
     search: str,
-    pending_samples: int | None,
+    options: dict | None = None,
 ) -> tuple[dict, np.ndarray]:
     """The JSON record (original keys + ours) and the rank map for one explained image."""
     ranks = rank_map(labels, trace.order)
@@ -57,7 +55,7 @@ def build_record(
         "num_regions": len(trace.order),
         "image_size": list(labels.shape),
         "division": division,
-        "search": {"name": search, "pending_samples": pending_samples},
+        "search": {"name": search, **SEARCHES[search].options(options)},
         "forward_passes": trace.forward_passes,
         "seconds": round(trace.seconds, 4),
     }

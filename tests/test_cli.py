@@ -4,6 +4,7 @@ import json
 import os
 
 import cv2
+import numpy as np
 import pytest
 import skimage.data
 import torch
@@ -239,3 +240,41 @@ def test_default_folders_follow_the_current_directory(tmp_path, monkeypatch, cap
     assert f"{tmp_path}/ckpt/shapes_cnn.pt" in out and f"{tmp_path}/submodular_results/shapes-cnn" in out
     monkeypatch.setenv("SMDL_HOME", str(tmp_path / "home"))
     assert paths.results_dir() == tmp_path / "home" / "submodular_results"
+
+
+def _records(run_dir):
+    return {f.name: load_result(f).record for f in find_result_files(run_dir)}
+
+
+def test_images_at_once_and_workers_give_the_same_results(tmp_path, tiny_list):
+    task = _task(tmp_path, weights=Weights(0.0, 0.0, 1.0, 1.0))
+    assert _run(task, tiny_list, "--search", "fast", "--save-dir", str(tmp_path / "one")) == 0
+    assert _run(task, tiny_list, "--search", "fast", "--save-dir", str(tmp_path / "three"),
+                "--images-at-once", "3", "--workers", "2") == 0
+    one, three = (_records(tmp_path / d / "slico-0.0-0.0-1.0-1.0-fast") for d in ("one", "three"))
+    assert one.keys() == three.keys() and len(one) == 3
+    for name in one:
+        for key in ("region_order", "consistency_score", "collaboration_score", "forward_passes"):
+            assert one[name][key] == pytest.approx(three[name][key], abs=1e-12), key
+
+
+def test_search_options_precision_and_folder_names(tmp_path, tiny_list):
+    task = _task(tmp_path, weights=Weights(0.0, 0.0, 1.0, 1.0))
+    assert _run(task, tiny_list, "--end", "1", "--search", "lazy", "--lazy-top", "3", "--refresh-every", "0") == 0
+    record = _records(tmp_path / "results" / "slico-0.0-0.0-1.0-1.0-lazy-0-3-1")["photo 0.json"]
+    assert record["search"] == {"name": "lazy", "refresh_every": 0, "lazy_top": 3, "exact_steps": 1}
+    assert _run(task, tiny_list, "--end", "1", "--search", "greedy", "--precision", "bf16",
+                "--save-dir", str(tmp_path / "bf16")) == 0
+    bf16 = _records(tmp_path / "bf16" / "slico-0.0-0.0-1.0-1.0")["photo 0.json"]
+    assert _run(task, tiny_list, "--end", "1", "--search", "greedy", "--save-dir", str(tmp_path / "fp32")) == 0
+    fp32 = _records(tmp_path / "fp32" / "slico-0.0-0.0-1.0-1.0")["photo 0.json"]
+    # bf16 logits: probabilities within bf16's precision of fp32's, but not bit-equal (autocast ran)
+    a, b = np.array(bf16["consistency_score"]), np.array(fp32["consistency_score"])
+    assert np.allclose(a, b, atol=0.02) and not np.array_equal(a, b)
+
+
+def test_bad_search_options_are_input_errors(tmp_path, tiny_list, capsys):
+    assert _run(_task(tmp_path), tiny_list, "--search", "lazy", "--lazy-top", "0") == 2
+    assert "--lazy-top must be ≥ 1" in _error(capsys)
+    assert _run(_task(tmp_path), tiny_list, "--images-at-once", "0") == 2
+    assert "--images-at-once must be ≥ 1" in _error(capsys)

@@ -124,7 +124,6 @@ def write_ours(
         class_name="n01440764",
         division={"name": "test"},
         search="greedy",
-        pending_samples=None,
     )
     return save_result(run_dir, "n01440764", stem, record, ranks)
 

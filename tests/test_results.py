@@ -17,7 +17,9 @@ from tests.conftest import TinyScorer, random_labels
 def test_run_folder_names_follow_the_original_convention():
     w = Weights.from_positional(0, 0.05, 1, 1)
     assert run_folder_name("slico", w, "greedy") == "slico-0.0-0.05-1.0-1.0"
-    assert run_folder_name("slico", w, "bidirectional", 8) == "slico-0.0-0.05-1.0-1.0-pending-samples-8"
+    assert run_folder_name("slico", w, "bidirectional") == "slico-0.0-0.05-1.0-1.0-pending-samples-8"
+    assert run_folder_name("slico", w, "bidirectional", {"pending_samples": 4}) == \
+        "slico-0.0-0.05-1.0-1.0-pending-samples-4"
     assert run_folder_name("seeds", w, "random", seed=3) == "seeds-0.0-0.05-1.0-1.0-random-seed-3"
 
 
@@ -44,7 +46,7 @@ def test_round_trip_and_resume_marker(tmp_path):
     w = Weights(0, 0.05, 1, 1)
     trace = explain(TinyScorer(20), torch.rand(3, 4, 5), labels, 1, w)
     record, ranks = build_record(trace, labels.numpy(), w, image="a/b c.png", class_name="1",
-                                 division={"algorithm": "grid"}, search="greedy", pending_samples=None)
+                                 division={"algorithm": "grid"}, search="greedy")
     assert not is_finished(tmp_path, "1", "b c")
     save_result(tmp_path, "1", "b c", record, ranks)
     assert is_finished(tmp_path, "1", "b c")

@@ -49,7 +49,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..common.errors import InputError
-from ..models import ModelOutput
+from ..models import ModelOutput, tune_module
 from ..common.atomic import atomic_torch_save
 from ..common.checkpoints import load_state, load_weights
 
@@ -326,6 +326,10 @@ class ZeroShotCLIPScorer:
     def attribution_module(self) -> nn.Module:
         """The image tower, which baseline methods hook into."""
         return self.model.visual
+
+    def tune(self, channels_last: bool = False, compile: bool = False) -> None:
+        """Channels-last memory and/or ``torch.compile`` for the image tower."""
+        self.model.visual = tune_module(self.model.visual, channels_last, compile)
 
     @property
     def pixel_mean(self) -> tuple[float, float, float]:

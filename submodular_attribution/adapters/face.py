@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..common.errors import InputError
-from ..models import ModelOutput
+from ..models import ModelOutput, tune_module
 from ..common.checkpoints import load_weights, read_state_dict, read_tensor_file, strip_prefixes
 
 FACE_SIZE = 112
@@ -198,6 +198,10 @@ class FaceScorer:
     def attribution_module(self) -> nn.Module:
         """The backbone, which baseline methods hook into."""
         return self.backbone
+
+    def tune(self, channels_last: bool = False, compile: bool = False) -> None:
+        """Channels-last memory and/or ``torch.compile`` for the backbone."""
+        self.backbone = tune_module(self.backbone, channels_last, compile)
 
     def representation(self, images: torch.Tensor) -> torch.Tensor:
         """The identity embedding ``B×512`` (differentiable)."""

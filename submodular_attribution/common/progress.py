@@ -13,7 +13,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence, TextIO
+from typing import Any, Callable, Iterable, Sequence, TextIO
 
 from tqdm import tqdm
 
@@ -50,7 +50,8 @@ class Progress:
             self.bar.update(n)
             return
         now = time.monotonic()
-        due = self.done % self.every == 0 or now - self.last >= self.seconds or self.done == self.total
+        due = self.done // self.every > (self.done - n) // self.every or now - self.last >= self.seconds \
+            or self.done == self.total
         if self.enabled and due:
             self.last = now
             self.stream.write(self.line(now) + "\n")
@@ -97,31 +98,73 @@ def record_failure(run_dir: str | Path, item: ListItem, reason: str) -> None:
         handle.write(json.dumps(entry) + "\n")
 
 
+@dataclass(frozen=True)
+class Failed:
+    """An item's payload that could not be prepared (e.g. by a background loader): the reason."""
+
+    reason: str
+
+
 def run_items(items: Sequence[ListItem], work: Callable[[ListItem], Any], *, run_dir: str | Path, desc: str,
               strict: bool = False, show: bool = True) -> ItemReport:
     """``work(item)`` for every item, with progress; failures reported, recorded and skipped
     (or, with ``strict``, raised as an InputError naming the item)."""
+    return run_groups(((item, item) for item in items), len(items), lambda pairs: [work(pairs[0][0])],
+                      run_dir=run_dir, desc=desc, strict=strict, show=show)
+
+
+def run_groups(entries: Iterable[tuple[ListItem, Any]], total: int,
+               work: Callable[[list[tuple[ListItem, Any]]], list[Any]], *, run_dir: str | Path, desc: str,
+               group: int = 1, strict: bool = False, show: bool = True) -> ItemReport:
+    """``work`` on groups of up to ``group`` ``(item, payload)`` entries (e.g. images explained
+    together), returning one result per entry. A payload that is a :class:`Failed` is a failure
+    of its item; when ``work`` raises on a group of several, each entry is retried alone so the
+    failure is pinned on its own item and the others still finish."""
     report = ItemReport()
-    progress = Progress(len(items), desc, enabled=show)
-    try:
-        for item in items:
-            try:
-                report.results[item] = work(item)
-            except (KeyboardInterrupt, SystemExit):
-                raise
-            except Exception as err:  # noqa: BLE001 - one bad item must not cost the others
-                reason = failure_reason(err)
-                if strict:
-                    raise InputError(f"{item.path} (list line {item.line}): {reason} "
-                                     "(--strict stops at the first failure)") from err
-                named = reason if item.path in reason else f"{item.path}: {reason}"
-                print(f"failed (list line {item.line}): {named}", file=sys.stderr, flush=True)
-                record_failure(run_dir, item, reason)
-                report.failures.append((item, reason))
+    progress = Progress(total, desc, enabled=show)
+
+    def fail(item: ListItem, reason: str, err: BaseException | None = None) -> None:
+        if strict:
+            raise InputError(f"{item.path} (list line {item.line}): {reason} "
+                             "(--strict stops at the first failure)") from err
+        named = reason if item.path in reason else f"{item.path}: {reason}"
+        print(f"failed (list line {item.line}): {named}", file=sys.stderr, flush=True)
+        record_failure(run_dir, item, reason)
+        report.failures.append((item, reason))
+
+    def attempt(pending: list[tuple[ListItem, Any]]) -> None:
+        try:
+            results = work(pending)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as err:  # noqa: BLE001 - one bad item must not cost the others
+            if len(pending) > 1:
+                for entry in pending:
+                    attempt([entry])
+                return
+            fail(pending[0][0], failure_reason(err), err)
             progress.update()
+            return
+        for (item, _), result in zip(pending, results):
+            report.results[item] = result
+        progress.update(len(pending))
+
+    try:
+        pending: list[tuple[ListItem, Any]] = []
+        for item, payload in entries:
+            if isinstance(payload, Failed):
+                fail(item, payload.reason)
+                progress.update()
+                continue
+            pending.append((item, payload))
+            if len(pending) >= group:
+                attempt(pending)
+                pending = []
+        if pending:
+            attempt(pending)
     finally:
         progress.close()
     if report.failures:
-        print(f"{len(report.failures)} of {len(items)} items failed; see {Path(run_dir) / 'failures.jsonl'}",
+        print(f"{len(report.failures)} of {total} items failed; see {Path(run_dir) / 'failures.jsonl'}",
               file=sys.stderr)
     return report

@@ -29,6 +29,8 @@ __all__ = [
     "MODEL_VERSION",
     "default_checkpoint",
     "ShapesCNN",
+    "ShapesViT",
+    "ARCHITECTURES",
     "build_scorer",
     "train_shapes_cnn",
     "load_or_train_default",
@@ -40,12 +42,17 @@ STD: tuple[float, float, float] = IMAGENET_STD
 
 #: Bump when the architecture or the training recipe changes (invalidates cached checkpoints).
 MODEL_VERSION = "shapes-cnn-v1"
+#: Per architecture: model version and peak learning rate. "cnn" is the default model; "vit" a
+#: second, very different architecture (benchmarks check that choices are not tuned to one).
+ARCHITECTURES = ("cnn", "vit")
+_VERSIONS = {"cnn": MODEL_VERSION, "vit": "shapes-vit-v1"}
+_PEAK_LR = {"cnn": 3e-3, "vit": 1e-3}
 
 
-def default_checkpoint() -> Path:
-    """Where the default model is cached: ``ckpt/shapes_cnn.pt`` under the current folder
-    (or ``$SMDL_HOME``)."""
-    return paths.ckpt_dir() / "shapes_cnn.pt"
+def default_checkpoint(arch: str = "cnn") -> Path:
+    """Where a default model is cached: ``ckpt/shapes_cnn.pt`` (``shapes_vit.pt``) under the
+    current folder (or ``$SMDL_HOME``)."""
+    return paths.ckpt_dir() / f"shapes_{arch}.pt"
 
 
 # Default training configuration: about 60 s on 2 idle CPU cores (about 90 s on one),
@@ -54,7 +61,6 @@ DEFAULT_N_TRAIN = 6000
 DEFAULT_N_VAL = 600
 DEFAULT_EPOCHS = 8
 _BATCH_SIZE = 64
-_LR = 3e-3
 _WEIGHT_DECAY = 1e-4
 _OCCLUDE_PROB = 0.5
 
@@ -97,6 +103,38 @@ class ShapesCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
+
+
+class ShapesViT(nn.Module):
+    """A small vision transformer for the default benchmark (timm's ``VisionTransformer``: 8×8
+    patches, width 96, 4 blocks, 3 heads, mean-pooled tokens, no class token).
+
+    ``forward_features`` gives the pooled B×96 representation and ``forward_head`` the logits,
+    the split that :class:`~submodular_attribution.models.ClassifierScorer` uses for embeddings.
+    """
+
+    def __init__(self, num_classes: int = NUM_CLASSES) -> None:
+        super().__init__()
+        from timm.models.vision_transformer import VisionTransformer
+
+        self.num_classes = num_classes
+        self.vit = VisionTransformer(img_size=IMAGE_SIZE, patch_size=8, embed_dim=96, depth=4, num_heads=3,
+                                     mlp_ratio=2.0, class_token=False, global_pool="avg", num_classes=num_classes)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.vit.forward_head(self.vit.forward_features(x), pre_logits=True)
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.vit.head(features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+def build_shapes_model(arch: str = "cnn", num_classes: int = NUM_CLASSES) -> nn.Module:
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown shapes architecture {arch!r}; choose from {', '.join(ARCHITECTURES)}")
+    return ShapesCNN(num_classes) if arch == "cnn" else ShapesViT(num_classes)
 
 
 def build_scorer(net: nn.Module, device: str | torch.device = "cpu") -> ClassifierScorer:
@@ -177,8 +215,10 @@ def train_shapes_cnn(
     epochs: int = DEFAULT_EPOCHS,
     device: str | torch.device = "cpu",
     progress: bool = True,
-) -> tuple[ShapesCNN, dict]:
-    """Train a :class:`ShapesCNN` from scratch; reproducible for a given ``seed``.
+    arch: str = "cnn",
+) -> tuple[nn.Module, dict]:
+    """Train a :class:`ShapesCNN` (or, ``arch="vit"``, a :class:`ShapesViT`) from scratch;
+    reproducible for a given ``seed``.
 
     Training data come from ``make_split(n_train, 10_000 + 2*seed)`` and validation
     data from ``make_split(n_val, 10_001 + 2*seed)`` (both distinct from the
@@ -200,7 +240,7 @@ def train_shapes_cnn(
 
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    net = ShapesCNN(NUM_CLASSES).to(device)
+    net = build_shapes_model(arch).to(device)
 
     tr_images, tr_labels, tr_masks = make_split(n_train, train_seed)
     va_images, va_labels, va_masks = make_split(n_val, val_seed)
@@ -214,12 +254,12 @@ def train_shapes_cnn(
     mean = torch.tensor(MEAN, device=device).view(1, 3, 1, 1)
     std = torch.tensor(STD, device=device).view(1, 3, 1, 1)
     steps_per_epoch = math.ceil(n_train / _BATCH_SIZE)
-    optimizer = torch.optim.Adam(net.parameters(), lr=_LR, weight_decay=_WEIGHT_DECAY)
+    optimizer = torch.optim.Adam(net.parameters(), lr=_PEAK_LR[arch], weight_decay=_WEIGHT_DECAY)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=_LR, total_steps=epochs * steps_per_epoch, pct_start=0.15
+        optimizer, max_lr=_PEAK_LR[arch], total_steps=epochs * steps_per_epoch, pct_start=0.15
     )
 
-    bar = tqdm(total=epochs * steps_per_epoch, desc="training shapes CNN", disable=None if progress else True, leave=False)
+    bar = tqdm(total=epochs * steps_per_epoch, desc=f"training shapes {arch}", disable=None if progress else True, leave=False)
     for epoch in range(epochs):
         net.train()
         order = torch.randperm(n_train, generator=gen)
@@ -245,7 +285,8 @@ def train_shapes_cnn(
         "n_val": int(n_val),
         "epochs": int(epochs),
         "data_version": DATA_VERSION,
-        "model_version": MODEL_VERSION,
+        "model_version": _VERSIONS[arch],
+        "arch": arch,
         "class_names": list(CLASS_NAMES),
         "image_size": IMAGE_SIZE,
         "seconds": round(time.perf_counter() - t0, 2),
@@ -258,16 +299,18 @@ def load_or_train_default(
     device: str | torch.device = "cpu",
     seed: int = 0,
     verbose: bool = True,
-) -> tuple[ShapesCNN, dict]:
+    arch: str = "cnn",
+) -> tuple[nn.Module, dict]:
     """The default shapes model: loaded from ``path`` if it holds a matching checkpoint,
     otherwise trained (default configuration, ``seed``) and saved there atomically.
 
     A checkpoint matches when its recorded seed, data version and model version equal
     the current ones; a stale one is retrained and overwritten. An unreadable file
     raises ``RuntimeError`` naming it. Returns ``(net, info)`` with ``net`` in eval mode
-    on ``device``. ``path`` defaults to :func:`default_checkpoint`.
+    on ``device``. ``path`` defaults to :func:`default_checkpoint` of ``arch``.
     """
-    path = Path(path) if path is not None else default_checkpoint()
+    path = Path(path) if path is not None else default_checkpoint(arch)
+    name = "CNN" if arch == "cnn" else arch.upper()
     device = torch.device(device)
     if path.exists():
         try:
@@ -281,28 +324,29 @@ def load_or_train_default(
         current = (
             info.get("seed") == seed
             and info.get("data_version") == DATA_VERSION
-            and info.get("model_version") == MODEL_VERSION
+            and info.get("model_version") == _VERSIONS[arch]
+            and info.get("arch", "cnn") == arch
         )
         if current:
-            net = ShapesCNN(len(info.get("class_names", CLASS_NAMES)))
+            net = build_shapes_model(arch, len(info.get("class_names", CLASS_NAMES)))
             try:
                 net.load_state_dict(state_dict)
             except Exception as exc:  # noqa: BLE001
                 raise RuntimeError(
-                    f"{path}: checkpoint does not fit ShapesCNN ({type(exc).__name__}); delete the file to retrain"
+                    f"{path}: checkpoint does not fit the shapes {name} ({type(exc).__name__}); delete the file to retrain"
                 ) from exc
             net.to(device).eval()
             if verbose:
-                print(f"Loaded the default shapes CNN from {path} (held-out accuracy {info['val_accuracy']:.3f})")
+                print(f"Loaded the default shapes {name} from {path} (held-out accuracy {info['val_accuracy']:.3f})")
             return net, info
         if verbose:
             print(f"{path}: checkpoint is for another seed or data/model version; retraining")
 
     if verbose:
-        print(f"Training the default shapes CNN into {path} (once; about a minute on CPU) ...", flush=True)
-    net, info = train_shapes_cnn(seed=seed, device=device, progress=verbose)
+        print(f"Training the default shapes {name} into {path} (once; about a minute on CPU) ...", flush=True)
+    net, info = train_shapes_cnn(seed=seed, device=device, progress=verbose, arch=arch)
     state_dict = {k: v.detach().cpu() for k, v in net.state_dict().items()}
     atomic_torch_save({"state_dict": state_dict, "info": info}, path)
     if verbose:
-        print(f"Trained the default shapes CNN in {info['seconds']:.0f} s: held-out accuracy {info['val_accuracy']:.3f}")
+        print(f"Trained the default shapes {name} in {info['seconds']:.0f} s: held-out accuracy {info['val_accuracy']:.3f}")
     return net, info

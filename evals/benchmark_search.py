@@ -1,0 +1,187 @@
+"""Every search on the same images and divisions: forward passes, speed and faithfulness.
+
+    python -m evals.benchmark_search [--models cnn vit] [--regions 49 100] [--num-images 20]
+
+On the embedded default benchmark (its CNN, and a small ViT trained on the same data at first
+use; both cached under ``ckpt/``), with SLICO divisions of about N regions at 112×112 and the
+published single-modal λ (0.01, 0, 20, 5), each search orders the same images. One table per
+(model, N):
+
+* forwards/img — model forward passes per image (2 references, the search, any prefix scored
+  for the curves); ratio — to exact greedy's;
+* s/img — wall time per image (division excluded); pure s — the same forwards through the bare
+  model in full batches; overhead — s/img ÷ pure s;
+* Insertion / Deletion AUC — area-based, as ``evals.eval_AUC_faithfulness``, mean over images;
+  Δ mean and Δ worst — per-image difference to exact greedy (worst: lowest for insertion,
+  highest for deletion);
+* pointing — share of images whose first region lies mostly on the object.
+
+Writes ``<output-dir>/<model>-N<n>.md`` per table and ``results.json``; prints the tables.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from submodular_attribution.benchmark_engine import bare_model_rate
+from submodular_attribution.common import paths
+from submodular_attribution.common.atomic import atomic_write_json, atomic_write_text
+from submodular_attribution.common.curves import image_aucs
+from submodular_attribution.common.errors import InputError, run_reporting_input_errors
+from submodular_attribution.common.images import image_tensor, load_image_rgb
+from submodular_attribution.common.lists import read_eval_list
+from submodular_attribution.common.progress import Progress
+from submodular_attribution.common.results import LoadedResult, cumulative_areas, rank_map
+from submodular_attribution.engine import PRECISIONS
+from submodular_attribution.models import resolve_device
+from submodular_attribution.objective import Weights
+from submodular_attribution.regions import DivisionConfig, RegionDivider
+from submodular_attribution.search import explain
+from submodular_attribution.search_methods import SEARCHES
+from submodular_attribution.shapes import ARCHITECTURES, IMAGE_SIZE, build_scorer, load_mask, load_or_train_default
+from submodular_attribution.shapes import write_eval_set
+
+from .localization import first_regions_hit
+
+WEIGHTS = Weights(0.01, 0.0, 20.0, 5.0)
+DEFAULT_SEARCHES = ("greedy", "bidirectional", "fast", "lazy", "lazy-bidirectional", "stochastic", "coarse-to-fine",
+                    "random")
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m evals.benchmark_search", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=list(ARCHITECTURES), choices=ARCHITECTURES,
+                        help="default-benchmark models (trained at first use)")
+    parser.add_argument("--regions", type=int, nargs="+", default=[49, 100], help="about N SLICO regions")
+    parser.add_argument("--searches", default=",".join(DEFAULT_SEARCHES),
+                        help=f"comma-separated, from {', '.join(SEARCHES)}; greedy is the reference")
+    parser.add_argument("--num-images", type=int, default=20, help="images of the default evaluation set")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--precision", choices=tuple(PRECISIONS), default="fp32")
+    parser.add_argument("--output-dir", default=None, help="default: explanation_results/benchmark_search")
+    parser.add_argument("--ckpt-dir", default=None, help="where the models are cached (default: ckpt/)")
+    parser.add_argument("--data-dir", default=None, help="where the images are generated (default: datasets/shapes)")
+    return parser
+
+
+def _per_image(trace, labels: np.ndarray, image_path: Path) -> dict:
+    ranks = rank_map(labels, trace.order)
+    record = {"consistency_score": trace.consistency, "collaboration_score": trace.collaboration,
+              "org_score": trace.org_score, "baseline_score": trace.baseline_score}
+    insertion, deletion = image_aucs(LoadedResult(image_path, record, cumulative_areas(ranks), ranks))
+    mask = load_mask(image_path)
+    return {"insertion_auc": insertion, "deletion_auc": deletion, "forwards": trace.forward_passes,
+            "seconds": trace.seconds, "pointing": float(first_regions_hit(ranks, mask)) if mask is not None else None,
+            "regions": len(trace.order)}
+
+
+def run_setting(scorer, images: list[tuple[Path, np.ndarray, np.ndarray, int]], searches: Sequence[str],
+                batch_size: int, precision: str, bare_rate: float, desc: str) -> dict[str, list[dict]]:
+    """Per search, one dict per image (AUCs, forwards, seconds, pointing)."""
+    rows: dict[str, list[dict]] = {}
+    for search in searches:
+        progress = Progress(len(images), f"{desc} {search}")
+        rows[search] = []
+        for k, (path, image, labels, label) in enumerate(images):
+            trace = explain(scorer, image_tensor(image), torch.from_numpy(labels), label, WEIGHTS, search=search,
+                            batch_size=batch_size, seed=k, precision=precision)
+            row = _per_image(trace, labels, path)
+            row["pure_seconds"] = trace.forward_passes / bare_rate
+            rows[search].append(row)
+            progress.update()
+        progress.close()
+    return rows
+
+
+def summarize(rows: dict[str, list[dict]]) -> list[dict]:
+    reference = rows.get("greedy")
+    table = []
+    for search, per_image in rows.items():
+        get = lambda key: np.array([r[key] for r in per_image], dtype=float)  # noqa: E731
+        entry = {"search": search, "forwards": float(get("forwards").mean()), "seconds": float(get("seconds").mean()),
+                 "pure_seconds": float(get("pure_seconds").mean()), "insertion_auc": float(get("insertion_auc").mean()),
+                 "deletion_auc": float(get("deletion_auc").mean()), "regions": float(get("regions").mean())}
+        entry["overhead"] = entry["seconds"] / entry["pure_seconds"]
+        pointing = [r["pointing"] for r in per_image if r["pointing"] is not None]
+        entry["pointing"] = float(np.mean(pointing)) if pointing else None
+        if reference is not None:
+            ins = get("insertion_auc") - np.array([r["insertion_auc"] for r in reference])
+            dele = get("deletion_auc") - np.array([r["deletion_auc"] for r in reference])
+            entry.update(ratio=entry["forwards"] / float(np.mean([r["forwards"] for r in reference])),
+                         d_insertion=float(ins.mean()), d_insertion_worst=float(ins.min()),
+                         d_deletion=float(dele.mean()), d_deletion_worst=float(dele.max()))
+        table.append(entry)
+    return table
+
+
+def format_table(title: str, table: list[dict]) -> str:
+    lines = [f"**{title}**", "",
+             "| search | forwards/img | ratio | s/img | pure s | overhead | Insertion AUC ↑ | Δ mean | Δ worst "
+             "| Deletion AUC ↓ | Δ mean | Δ worst | pointing ↑ |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for e in table:
+        d = (lambda k: f"{e[k]:+.4f}" if k in e else "–")  # noqa: E731
+        ratio = f"{e['ratio']:.3f}" if "ratio" in e else "–"
+        pointing = f"{e['pointing']:.0%}" if e["pointing"] is not None else "–"
+        lines.append(f"| {e['search']} | {e['forwards']:,.0f} | {ratio} | {e['seconds']:.3f} | {e['pure_seconds']:.3f} "
+                     f"| {e['overhead']:.2f} | {e['insertion_auc']:.4f} | {d('d_insertion')} | {d('d_insertion_worst')} "
+                     f"| {e['deletion_auc']:.4f} | {d('d_deletion')} | {d('d_deletion_worst')} | {pointing} |")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> dict:
+    searches = [s.strip() for s in args.searches.split(",") if s.strip()]
+    unknown = [s for s in searches if s not in SEARCHES]
+    if unknown or not searches:
+        raise InputError(f"--searches: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(SEARCHES)}")
+    if "greedy" in searches:  # the reference first
+        searches = ["greedy"] + [s for s in searches if s != "greedy"]
+    if args.num_images < 1 or args.batch_size < 1 or min(args.regions) < 2:
+        raise InputError("--num-images and --batch-size must be ≥ 1 and --regions ≥ 2")
+    device = resolve_device(args.device)
+    output_dir = Path(args.output_dir or paths.explanations_dir() / "benchmark_search")
+    list_path = write_eval_set(Path(args.data_dir) if args.data_dir else paths.home() / "datasets" / "shapes",
+                               n=max(args.num_images, 20))
+    items = read_eval_list(list_path)[: args.num_images]
+    photos = [(list_path.parent / item.path, load_image_rgb(list_path.parent / item.path), item.label)
+              for item in items]
+    results, tables = {}, []
+    for arch in args.models:
+        folder = Path(args.ckpt_dir) if args.ckpt_dir else paths.ckpt_dir()
+        net, info = load_or_train_default(folder / f"shapes_{arch}.pt", device=device, arch=arch)
+        scorer = build_scorer(net, device)
+        bare = bare_model_rate(scorer, args.batch_size)
+        for n in args.regions:
+            divider = RegionDivider(DivisionConfig("slico", num_regions=n), (IMAGE_SIZE, IMAGE_SIZE))
+            images = [(path, image, divider(image, item), label) for (path, image, label), item in zip(photos, items)]
+            rows = run_setting(scorer, images, searches, args.batch_size, args.precision, bare, f"{arch} N≈{n}")
+            table = summarize(rows)
+            title = (f"{arch} (held-out accuracy {info['val_accuracy']:.3f}), SLICO ≈{n} regions "
+                     f"(mean {table[0]['regions']:.1f}), {len(images)} images, {device.type}, batch {args.batch_size}, "
+                     f"{args.precision}, bare model {bare:,.0f} images/s")
+            text = format_table(title, table)
+            atomic_write_text(output_dir / f"{arch}-N{n}.md", text + "\n")
+            results[f"{arch}-N{n}"] = {"title": title, "table": table, "per_image": rows}
+            tables.append(text)
+            print("\n" + text, flush=True)
+    atomic_write_json(output_dir / "results.json", results)
+    print(f"\nWritten: {output_dir}/", file=sys.stderr)
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = get_args_parser().parse_args(argv)
+    return run_reporting_input_errors(lambda: run(args) and 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

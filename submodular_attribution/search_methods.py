@@ -1,0 +1,391 @@
+"""The searches that order all N regions of an image, and their registry (spec §4).
+
+A search is a generator: it yields a B×N bool matrix of region sets to score and receives
+their :class:`~submodular_attribution.engine.SetScores` (2B forwards: each set's insertion and
+deletion image), until it returns a :class:`SearchResult`: the order of all N regions and the
+scores of those prefixes of it that it already evaluated. The driver
+(:mod:`submodular_attribution.search`) scores every prefix still missing, so the stored curves
+are always model evaluations of exactly the final order's prefixes, and it batches the
+requests of several images together.
+
+Adding a search is one function and one :data:`SEARCHES` entry here; its options become CLI
+flags (:data:`OPTIONS`), and its result-folder suffix comes from the entry.
+
+Registered searches (F = the objective; "scores c" = evaluates F(S ∪ {c})):
+
+* ``greedy`` — exact greedy: each step scores every remaining candidate, appends the argmax
+  (ties: lowest region id). N(N+1) − 2 forwards + 2 references.
+* ``bidirectional`` — LIMA: forward steps as greedy; while more than p candidates remain
+  before a forward step, a backward step moves the candidate minimising F(D ∪ {c}) among the p
+  with the lowest forward score to the removed set D. Order S + reversed(D).
+* ``lazy`` — stale-ranking greedy: all remaining candidates are scored on the first
+  ``exact_steps`` steps and every ``refresh_every`` steps (0: never again); other steps score
+  only the ``lazy_top`` best of the last known values and append the best of those fresh
+  scores (the same group's multimodal-LLM attribution code uses refresh 5, top 10).
+* ``stochastic`` — stochastic greedy (Mirzasoleiman et al., AAAI 2015): each step scores a
+  seeded random subset of ``subset_size`` remaining candidates.
+* ``coarse-to-fine`` — regions are merged into ``groups`` spatially connected groups of
+  similar size (Ward clustering of region centroids on the region adjacency graph); the groups
+  are ordered greedily as units, then the regions inside each group greedily, group by group.
+* ``lazy-bidirectional`` — the bidirectional search with lazy steps: after a first full
+  ranking, forward steps score the ``lazy_top`` best by last known value and backward steps the
+  ``pending_samples`` worst, so both ends of the order are built from fresh scores.
+* ``fast`` — the recommended speed/faithfulness trade-off (see the README's search benchmark).
+* ``random`` — a seeded random order of the same regions, scored the same way (a control).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Generator
+
+import numpy as np
+import torch
+
+from .engine import SetScores
+from .objective import Weights, effectiveness
+
+Request = Generator[torch.Tensor, SetScores, "SearchResult"]
+
+
+@dataclass
+class SearchContext:
+    """What a search knows about one image: N regions, the weights, the pairwise embedding
+    distances (None when λ2 = 0), the label map (on the device) and a seeded generator."""
+
+    num_regions: int
+    device: torch.device
+    weights: Weights
+    distances: torch.Tensor | None
+    labels: torch.Tensor
+    seed: int = 0
+    rng: np.random.Generator = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.rng = np.random.default_rng(self.seed)
+
+    def objective(self, sets: torch.Tensor, scores: SetScores) -> torch.Tensor:
+        """F of each row of ``sets`` from its scores → (B,) float64."""
+        eff = None if self.distances is None else effectiveness(sets, self.distances)
+        return scores.terms(eff).objective(self.weights)
+
+    def empty(self) -> torch.Tensor:
+        return torch.zeros(self.num_regions, dtype=torch.bool, device=self.device)
+
+
+@dataclass
+class SearchResult:
+    """order: all N regions; prefix[k]: scores of the set of the first k regions, where known."""
+
+    order: list[int]
+    prefix: dict[int, SetScores] = field(default_factory=dict)
+
+
+def add_each(chosen: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+    """One row per candidate: the set ``chosen`` (N bool) plus that candidate."""
+    sets = chosen.repeat(len(candidates), 1)
+    sets[torch.arange(len(candidates), device=chosen.device), candidates] = True
+    return sets
+
+
+def _pick(ctx: SearchContext, chosen: torch.Tensor, candidates: torch.Tensor, best: bool = True):
+    """Score ``chosen ∪ {c}`` for every candidate (a request); → (index of the first max (or
+    min), its scores, all F values). Candidates come in ascending id order, so ties go to the
+    lowest id."""
+    return (yield from _pick_units(ctx, chosen, _singletons(ctx)[candidates], best))
+
+
+def _singletons(ctx: SearchContext) -> torch.Tensor:
+    return torch.eye(ctx.num_regions, dtype=torch.bool, device=ctx.device)
+
+
+def _pick_units(ctx: SearchContext, chosen: torch.Tensor, units: torch.Tensor, best: bool = True):
+    """As :func:`_pick`, for candidate units (rows of a bool matrix over the N regions)."""
+    sets = chosen[None] | units
+    scores = yield sets
+    values = ctx.objective(sets, scores)
+    index = int(values.argmax() if best else values.argmin())
+    return index, scores.select(slice(index, index + 1)), values
+
+
+def _lazy_units(ctx: SearchContext, units: torch.Tensor, refresh_every: int, lazy_top: int, exact_steps: int = 1,
+                early_top: int = 0, early_steps: int = 0):
+    """Order the U units (U×N bool rows, disjoint, covering all regions) by stale-ranking
+    greedy: ``known[u]`` is the last F(S' ∪ u) computed (S' an earlier S). Steps before
+    ``exact_steps`` and every ``refresh_every``-th score every unit; the next ``early_steps``
+    re-score the ``early_top`` best by known value, later steps the ``lazy_top`` best, and the
+    best fresh value wins (ties → lowest unit id). → (unit order, {step + 1: scores of the
+    union of the first step + 1 units})."""
+    count = units.shape[0]
+    chosen, taken = ctx.empty(), torch.zeros(count, dtype=torch.bool, device=ctx.device)
+    known = torch.full((count,), -torch.inf, dtype=torch.float64, device=ctx.device)
+    order, prefix = [], {}
+    for step in range(count):
+        remaining = (~taken).nonzero().flatten()
+        if len(remaining) == 1:
+            unit = int(remaining[0])
+        else:
+            top = early_top if early_top and exact_steps <= step < exact_steps + early_steps else lazy_top
+            full = step < exact_steps or (refresh_every > 0 and step % refresh_every == 0) or len(remaining) <= top
+            candidates = remaining
+            if not full:  # the best by last known value, re-scored in id order
+                best_known = torch.argsort(known[remaining], descending=True, stable=True)[:top]
+                candidates = remaining[best_known].sort().values
+            best, prefix[step + 1], values = yield from _pick_units(ctx, chosen, units[candidates])
+            known[candidates] = values
+            unit = int(candidates[best])
+        taken[unit] = True
+        chosen |= units[unit]
+        order.append(unit)
+    return order, prefix
+
+
+# --------------------------------------------------------------------------- searches
+
+
+def greedy(ctx: SearchContext) -> Request:
+    chosen, order, prefix = ctx.empty(), [], {}
+    for step in range(ctx.num_regions):
+        candidates = (~chosen).nonzero().flatten()
+        best = 0
+        if len(candidates) > 1:  # the last step is forced: S ∪ {c} = V, known from the references
+            best, prefix[step + 1], _ = yield from _pick(ctx, chosen, candidates)
+        region = int(candidates[best])
+        chosen[region] = True
+        order.append(region)
+    return SearchResult(order, prefix)
+
+
+def lazy(ctx: SearchContext, refresh_every: int = 5, lazy_top: int = 10, exact_steps: int = 1,
+         early_top: int = 0, early_steps: int = 0) -> Request:
+    """Stale-ranking greedy over regions (see :func:`_lazy_units`)."""
+    if refresh_every < 0 or lazy_top < 1 or exact_steps < 1 or early_top < 0 or early_steps < 0:
+        raise ValueError(f"lazy search needs refresh_every, early_top, early_steps ≥ 0 and lazy_top, exact_steps ≥ 1; "
+                         f"got {refresh_every}, {early_top}, {early_steps}, {lazy_top}, {exact_steps}")
+    order, prefix = yield from _lazy_units(ctx, _singletons(ctx), refresh_every, lazy_top, exact_steps,
+                                           early_top, early_steps)
+    return SearchResult(order, prefix)
+
+
+def stochastic(ctx: SearchContext, subset_size: int = 8) -> Request:
+    if subset_size < 1:
+        raise ValueError(f"stochastic search needs subset_size ≥ 1, got {subset_size}")
+    chosen, order, prefix = ctx.empty(), [], {}
+    for step in range(ctx.num_regions):
+        remaining = (~chosen).nonzero().flatten()
+        if len(remaining) == 1:
+            region = int(remaining[0])
+        else:
+            if len(remaining) > subset_size:
+                picks = np.sort(ctx.rng.choice(len(remaining), size=subset_size, replace=False))
+                candidates = remaining[torch.as_tensor(picks, device=ctx.device)]
+            else:
+                candidates = remaining
+            best, prefix[step + 1], _ = yield from _pick(ctx, chosen, candidates)
+            region = int(candidates[best])
+        chosen[region] = True
+        order.append(region)
+    return SearchResult(order, prefix)
+
+
+def _bidirectional(ctx: SearchContext, pending_samples: int, lazy_top: int | None) -> Request:
+    """LIMA's search; with ``lazy_top``, forward steps after the first score only the
+    ``lazy_top`` candidates with the best last known F, and the backward step's pool is the
+    ``pending_samples`` lowest by last known F among those not just chosen."""
+    if pending_samples < 1:
+        raise ValueError(f"pending_samples must be ≥ 1, got {pending_samples}")
+    n = ctx.num_regions
+    remaining = torch.ones(n, dtype=torch.bool, device=ctx.device)
+    selected, removed = ctx.empty(), ctx.empty()
+    known = torch.full((n,), -torch.inf, dtype=torch.float64, device=ctx.device)
+    forward, forward_scores = [], []
+    backward, backward_scores = [], []  # backward_scores[m-1]: scores of the first m removed regions
+    while remaining.any():
+        candidates = remaining.nonzero().flatten()
+        # The original's rule, decided before the forward step: a backward step follows it
+        # iff more than p candidates remain now (so with p + 1 left, one more is taken).
+        take_backward = len(candidates) > pending_samples
+        if len(candidates) == 1:  # forced: S ∪ {c} = V ∖ D, the complement of a scored set
+            region = int(candidates[0])
+            scores = backward_scores[-1].complement() if backward else None
+        else:
+            scored = candidates
+            if lazy_top is not None and forward and len(candidates) > lazy_top:
+                top = torch.argsort(known[candidates], descending=True, stable=True)[:lazy_top]
+                scored = candidates[top].sort().values
+            best, scores, values = yield from _pick(ctx, selected, scored)
+            known[scored] = values
+            region = int(scored[best])
+        selected[region], remaining[region] = True, False
+        forward.append(region)
+        forward_scores.append(scores)
+        if not take_backward:
+            continue
+        # Backward step: the last known F(S ∪ {c}) is the proxy, so choosing the pool costs nothing.
+        others = remaining.nonzero().flatten()
+        if len(others) == 1:  # p = 1, two were left: D ∪ {c} = V ∖ (S ∪ {region}), just scored
+            worst, worst_scores = int(others[0]), scores.complement()
+        else:
+            pool = others[torch.argsort(known[others], stable=True)[:pending_samples]]
+            worst_index, worst_scores, _ = yield from _pick(ctx, removed, pool, best=False)
+            worst = int(pool[worst_index])
+        removed[worst], remaining[worst] = True, False
+        backward.append(worst)
+        backward_scores.append(worst_scores)
+    prefix = {k + 1: s for k, s in enumerate(forward_scores) if s is not None}
+    # Prefix S + reversed(D)[:j] is V ∖ (first |D|−j removed), the complement of a scored set.
+    for m in range(1, len(backward)):
+        prefix[n - m] = backward_scores[m - 1].complement()
+    return SearchResult(forward + backward[::-1], prefix)
+
+
+def bidirectional(ctx: SearchContext, pending_samples: int = 8) -> Request:
+    return (yield from _bidirectional(ctx, pending_samples, None))
+
+
+def lazy_bidirectional(ctx: SearchContext, pending_samples: int = 4, lazy_top: int = 4) -> Request:
+    return (yield from _bidirectional(ctx, pending_samples, lazy_top))
+
+
+def region_groups(labels: torch.Tensor, groups: int) -> np.ndarray:
+    """(N,) group index 0..G−1 of each region: Ward clustering of the region centroids, merging
+    only regions that touch (4-connectivity), so each group is spatially connected where the
+    regions are; G = min(groups, N)."""
+    from scipy.sparse import coo_matrix
+    from sklearn.cluster import AgglomerativeClustering
+
+    lab = labels.cpu().numpy()
+    n = int(lab.max()) + 1
+    groups = min(groups, n)
+    if groups >= n:
+        return np.arange(n)
+    ys, xs = np.indices(lab.shape)
+    counts = np.bincount(lab.ravel(), minlength=n)
+    centroids = np.stack([np.bincount(lab.ravel(), ys.ravel(), n), np.bincount(lab.ravel(), xs.ravel(), n)], 1)
+    centroids /= counts[:, None]
+    a = np.concatenate([lab[:, :-1].ravel(), lab[:-1, :].ravel()])
+    b = np.concatenate([lab[:, 1:].ravel(), lab[1:, :].ravel()])
+    touching = a != b
+    adjacency = coo_matrix((np.ones(touching.sum()), (a[touching], b[touching])), shape=(n, n)).tocsr()
+    adjacency = ((adjacency + adjacency.T) > 0).astype(np.int8)
+    clustering = AgglomerativeClustering(n_clusters=groups, linkage="ward", connectivity=adjacency)
+    return clustering.fit_predict(centroids)
+
+
+def _within_units(ctx: SearchContext, units: torch.Tensor, unit_order: list[int], unit_prefix: dict):
+    """Regions inside each unit, in unit order, by exact greedy given all earlier regions; a
+    unit's last region completes it, whose set the unit step already scored."""
+    chosen, order, prefix = ctx.empty(), [], {}
+    for step, u in enumerate(unit_order):
+        inside = units[u].nonzero().flatten()
+        for _ in range(len(inside)):
+            candidates = inside[~chosen[inside]]
+            best = 0
+            if len(candidates) > 1:
+                best, prefix[len(order) + 1], _ = yield from _pick(ctx, chosen, candidates)
+            elif step + 1 in unit_prefix:
+                prefix[len(order) + 1] = unit_prefix[step + 1]
+            region = int(candidates[best])
+            chosen[region] = True
+            order.append(region)
+    return SearchResult(order, prefix)
+
+
+def _group_units(ctx: SearchContext, groups: int) -> torch.Tensor:
+    member = torch.as_tensor(region_groups(ctx.labels, groups), device=ctx.device)
+    return torch.stack([member == k for k in range(int(member.max()) + 1)])  # G×N
+
+
+def coarse_to_fine(ctx: SearchContext, groups: int = 7) -> Request:
+    """Exact greedy over groups of adjacent regions, then over the regions inside each group."""
+    if groups < 1:
+        raise ValueError(f"coarse-to-fine search needs groups ≥ 1, got {groups}")
+    units = _group_units(ctx, groups)
+    unit_order, unit_prefix = yield from _lazy_units(ctx, units, refresh_every=1, lazy_top=1)
+    return (yield from _within_units(ctx, units, unit_order, unit_prefix))
+
+
+# ``fast`` orders about this many units, so its cost grows ~linearly beyond it
+FAST_UNITS = 50
+
+
+def fast(ctx: SearchContext) -> Request:
+    """The recommended configuration, chosen with ``evals.benchmark_search`` (README): regions
+    are merged into U = min(N, 50) units of adjacent regions; the units are ordered by lazy
+    greedy scoring the 2 best-known units per step, with every unit re-scored on the first step
+    and every round(U/4) steps; then the regions inside each unit by exact greedy."""
+    n = ctx.num_regions
+    units = _singletons(ctx) if n <= FAST_UNITS else _group_units(ctx, FAST_UNITS)
+    count = units.shape[0]
+    unit_order, unit_prefix = yield from _lazy_units(ctx, units, refresh_every=max(1, round(count / 4)), lazy_top=2)
+    return (yield from _within_units(ctx, units, unit_order, unit_prefix))
+
+
+def random(ctx: SearchContext) -> Request:
+    order = ctx.rng.permutation(ctx.num_regions).tolist()
+    return SearchResult(order)
+    yield  # a generator that needs no scores of its own  # noqa: unreachable
+
+
+# --------------------------------------------------------------------------- registry
+
+
+@dataclass(frozen=True)
+class Option:
+    """A search option, exposed as ``--<name with dashes>``."""
+
+    type: type
+    default: Any
+    help: str
+
+    def flag(self, name: str) -> str:
+        return "--" + name.replace("_", "-")
+
+
+OPTIONS: dict[str, Option] = {
+    "pending_samples": Option(int, 8, "bidirectional searches: candidates re-scored exactly in each backward step"),
+    "refresh_every": Option(int, 5, "lazy: re-score all candidates every this many steps (0: only the first)"),
+    "lazy_top": Option(int, 10, "lazy searches: candidates re-scored per step, the best by last known score"),
+    "exact_steps": Option(int, 1, "lazy: first steps that score every candidate, as exact greedy"),
+    "early_top": Option(int, 0, "lazy: candidates re-scored per step during the early steps (0: lazy_top)"),
+    "early_steps": Option(int, 0, "lazy: steps after the exact ones that re-score early_top candidates"),
+    "subset_size": Option(int, 8, "stochastic: random candidates scored per step"),
+    "groups": Option(int, 7, "coarse-to-fine: groups of adjacent regions ordered first"),
+}
+
+
+@dataclass(frozen=True)
+class SearchSpec:
+    """A registered search: its generator, what it is, its options (names in :data:`OPTIONS`)
+    with per-search defaults, and its result-folder suffix."""
+
+    run: Callable[..., Request]
+    summary: str
+    defaults: dict[str, Any] = field(default_factory=dict)
+    suffix: Callable[[dict, int], str] = lambda options, seed: ""
+
+    def options(self, given: dict[str, Any] | None = None) -> dict[str, Any]:
+        """This search's options: its defaults, overridden by ``given`` (other keys ignored)."""
+        given = given or {}
+        return {k: given[k] if given.get(k) is not None else v for k, v in self.defaults.items()}
+
+
+SEARCHES: dict[str, SearchSpec] = {
+    "greedy": SearchSpec(greedy, "exact greedy"),
+    "bidirectional": SearchSpec(
+        bidirectional, "LIMA's bidirectional search (≈1.5× fewer forwards)", {"pending_samples": 8},
+        lambda o, seed: f"-pending-samples-{o['pending_samples']}"),
+    "fast": SearchSpec(fast, "recommended: lazy greedy, 2 candidates per step, full re-scoring every N/4 steps "
+                             "(≈ N(N+1)/5 forwards at N ≈ 49, /10 at N ≈ 100)", suffix=lambda o, seed: "-fast"),
+    "lazy": SearchSpec(lazy, "stale-ranking greedy", {"refresh_every": 5, "lazy_top": 10, "exact_steps": 1,
+                                                      "early_top": 0, "early_steps": 0},
+                       lambda o, seed: "-lazy-" + "-".join(str(o[k]) for k in (
+                           "refresh_every", "lazy_top", "exact_steps", "early_top", "early_steps"))),
+    "lazy-bidirectional": SearchSpec(
+        lazy_bidirectional, "bidirectional with lazy steps", {"pending_samples": 4, "lazy_top": 4},
+        lambda o, seed: f"-lazy-bidirectional-{o['pending_samples']}-{o['lazy_top']}"),
+    "stochastic": SearchSpec(stochastic, "stochastic greedy", {"subset_size": 8},
+                             lambda o, seed: f"-stochastic-{o['subset_size']}-seed-{seed}"),
+    "coarse-to-fine": SearchSpec(coarse_to_fine, "groups of adjacent regions, then regions", {"groups": 7},
+                                 lambda o, seed: f"-coarse-to-fine-{o['groups']}"),
+    "random": SearchSpec(random, "a seeded random order (control)", suffix=lambda o, seed: f"-random-seed-{seed}"),
+}

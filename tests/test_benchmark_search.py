@@ -1,0 +1,27 @@
+"""The search benchmark: one table per setting, every search on the same images."""
+import json
+
+from evals import benchmark_search
+
+
+def test_tables_and_results(tmp_path, trained_shapes, capsys):
+    ckpt_dir = trained_shapes[0].parent
+    argv = ["--models", "cnn", "--regions", "9", "--num-images", "2", "--searches", "random,greedy,fast,lazy",
+            "--device", "cpu", "--ckpt-dir", str(ckpt_dir), "--data-dir", str(tmp_path / "data"),
+            "--output-dir", str(tmp_path / "out")]
+    assert benchmark_search.main(argv) == 0
+    out = capsys.readouterr().out
+    table = (tmp_path / "out" / "cnn-N9.md").read_text()
+    assert table in out + "\n"
+    rows = [line.split("|")[1].strip() for line in table.splitlines() if line.startswith("| ") and "---" not in line]
+    assert rows == ["search", "greedy", "random", "fast", "lazy"]  # greedy first: the reference
+    results = json.loads((tmp_path / "out" / "results.json").read_text())["cnn-N9"]
+    by_search = {e["search"]: e for e in results["table"]}
+    assert by_search["greedy"]["ratio"] == 1.0 and by_search["greedy"]["d_insertion"] == 0.0
+    assert by_search["random"]["forwards"] < by_search["fast"]["forwards"] < by_search["greedy"]["forwards"]
+    for entry in results["table"]:  # Δ mean is the mean of the per-image differences to greedy
+        per_image = results["per_image"][entry["search"]]
+        greedy = results["per_image"]["greedy"]
+        diff = sum(a["insertion_auc"] - b["insertion_auc"] for a, b in zip(per_image, greedy)) / len(greedy)
+        assert abs(entry["d_insertion"] - diff) < 1e-12
+        assert entry["overhead"] > 0 and 0 <= entry["pointing"] <= 1

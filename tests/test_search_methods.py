@@ -1,0 +1,155 @@
+"""The registered searches: reductions to exact greedy (or LIMA) at their limits, determinism per
+seed, forward-pass counts, honest curves, and several images advancing together."""
+import numpy as np
+import pytest
+import torch
+
+from submodular_attribution.engine import SetEvaluator
+from submodular_attribution.objective import Weights
+from submodular_attribution.search import explain, explain_many, prefix_sets
+from submodular_attribution.search_methods import SEARCHES, region_groups
+from tests.conftest import TinyScorer, random_labels
+
+WEIGHTS = [Weights(0.0, 0.05, 1.0, 1.0), Weights(0.01, 0.0, 20.0, 5.0)]
+
+
+def case(n=9, seed=0, h=4, w=5):
+    labels = random_labels(h, w, n, seed=seed)
+    image = torch.rand(3, h, w, generator=torch.Generator().manual_seed(seed + 30), dtype=torch.float64)
+    return image, labels, TinyScorer(h * w, seed=seed + 7)
+
+
+def same_trace(a, b):
+    assert a.order == b.order
+    for key in ("consistency", "collaboration", "confidence", "smdl_score"):
+        np.testing.assert_allclose(getattr(a, key), getattr(b, key), atol=1e-12, err_msg=key)
+
+
+@pytest.mark.parametrize("weights", WEIGHTS, ids=["clip", "classifier"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("search,options", [
+    ("lazy", {"refresh_every": 1, "lazy_top": 2}),  # refreshed every step
+    ("lazy", {"refresh_every": 0, "lazy_top": 9}),  # the top covers every candidate
+    ("stochastic", {"subset_size": 9}),  # the subset is every candidate
+    ("coarse-to-fine", {"groups": 9}),  # one region per group
+    ("coarse-to-fine", {"groups": 1}),  # one group
+], ids=["lazy-u1", "lazy-s-all", "stochastic-all", "c2f-singletons", "c2f-one-group"])
+def test_searches_reduce_to_exact_greedy_at_their_limits(search, options, weights, seed):
+    image, labels, scorer = case(seed=seed)
+    greedy = explain(scorer, image, labels, 1, weights, search="greedy", batch_size=4)
+    same_trace(explain(scorer, image, labels, 1, weights, search=search, options=options, batch_size=4), greedy)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("p", [1, 2, 4])
+def test_lazy_bidirectional_with_a_full_top_is_lima(seed, p):
+    image, labels, scorer = case(seed=seed)
+    w = WEIGHTS[0]
+    lima = explain(scorer, image, labels, 0, w, search="bidirectional", options={"pending_samples": p})
+    lazy = explain(scorer, image, labels, 0, w, search="lazy-bidirectional", options={"pending_samples": p, "lazy_top": 9})
+    same_trace(lazy, lima)
+
+
+@pytest.mark.parametrize("search", sorted(SEARCHES))
+@pytest.mark.parametrize("weights", WEIGHTS, ids=["clip", "classifier"])
+def test_curves_are_model_evaluations_of_the_final_prefixes(search, weights):
+    image, labels, scorer = case(n=11, seed=3)
+    trace = explain(scorer, image, labels, 2, weights, search=search, seed=5, batch_size=6)
+    assert sorted(trace.order) == list(range(11))
+    ev = SetEvaluator(scorer, image, labels, target=2)
+    scores = ev.score_sets(prefix_sets(trace.order, 11, ev.device))
+    np.testing.assert_allclose(trace.consistency, scores.insert_target.numpy(), atol=1e-12)
+    np.testing.assert_allclose(trace.collaboration, 1 - scores.delete_target.numpy(), atol=1e-12)
+    np.testing.assert_allclose(trace.confidence, scores.insert_confidence.numpy(), atol=1e-12)
+
+
+@pytest.mark.parametrize("search", ["stochastic", "random"])
+def test_randomised_searches_are_deterministic_per_seed(search):
+    image, labels, scorer = case(n=12, seed=4)
+    w = WEIGHTS[1]
+    options = {"subset_size": 3}
+    a, b, c = (explain(scorer, image, labels, 0, w, search=search, options=options, seed=s) for s in (7, 7, 8))
+    same_trace(a, b)
+    assert a.order != c.order
+
+
+def _grid(n_side):
+    n = n_side * n_side
+    labels = torch.arange(n).reshape(n_side, n_side)
+    image = torch.rand(3, n_side, n_side, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    return image, labels, TinyScorer(n, seed=1)
+
+
+def lazy_forwards(n, top):
+    """Refs 2; the first step scores all N; then k remaining cost 2·min(top, k), the last step none."""
+    return 2 + 2 * n + sum(2 * min(top, k) for k in range(2, n))
+
+
+def stochastic_forwards(n, r):
+    return 2 + sum(2 * min(r, k) for k in range(2, n + 1))
+
+
+@pytest.mark.parametrize("n_side", [3, 5, 7])
+def test_forward_counts(n_side):
+    image, labels, scorer = _grid(n_side)
+    n = n_side * n_side
+    w = WEIGHTS[1]
+    lazy = explain(scorer, image, labels, 0, w, search="lazy", options={"refresh_every": 0, "lazy_top": 4})
+    assert lazy.forward_passes == lazy_forwards(n, 4)
+    stochastic = explain(scorer, image, labels, 0, w, search="stochastic", options={"subset_size": 5})
+    assert stochastic.forward_passes == stochastic_forwards(n, 5)
+    greedy = explain(scorer, image, labels, 0, w, search="greedy")
+    assert greedy.forward_passes == n * (n + 1)
+
+
+def test_fast_meets_its_budget():
+    """At N = 49, `fast` costs at most a fifth of exact greedy's forwards."""
+    image, labels, scorer = _grid(7)
+    w = WEIGHTS[1]
+    fast = explain(scorer, image, labels, 0, w, search="fast")
+    greedy = explain(scorer, image, labels, 0, w, search="greedy")
+    assert fast.forward_passes <= 0.2 * greedy.forward_passes
+
+
+def test_region_groups_are_connected_and_cover_every_region():
+    labels = torch.arange(36).reshape(6, 6)
+    groups = region_groups(labels, 4)
+    assert sorted(set(groups.tolist())) == [0, 1, 2, 3]
+    grid = groups.reshape(6, 6)
+    from scipy import ndimage
+
+    for g in range(4):
+        assert ndimage.label(grid == g)[1] == 1  # one connected piece
+
+
+@pytest.mark.parametrize("search", ["greedy", "fast", "bidirectional", "stochastic"])
+def test_images_advancing_together_give_the_same_results(search):
+    """Three images with different region counts, targets and seeds on one scorer, with a batch
+    size that splits and mixes their requests: each result equals its image explained alone."""
+    cases = [case(n=n, seed=s) for n, s in ((9, 0), (7, 1), (12, 2))]
+    scorer = cases[0][2]
+    jobs = [(image, labels, target, seed) for (image, labels, _), target, seed in zip(cases, (0, 2, None), (4, 5, 6))]
+    together = explain_many(scorer, jobs, WEIGHTS[0], search=search, batch_size=5)
+    for (image, labels, target, seed), joint in zip(jobs, together):
+        alone = explain(scorer, image, labels, target, WEIGHTS[0], search=search, seed=seed, batch_size=5)
+        same_trace(joint, alone)
+        assert joint.forward_passes == alone.forward_passes and joint.target == alone.target
+
+
+def test_images_of_different_sizes_advance_together():
+    """Each size goes through the model on its own inside a shared round; results as alone."""
+    from tests.conftest import ModelOutput
+
+    class MeanScorer:  # works at any image size
+        device, num_classes = torch.device("cpu"), 3
+
+        def __call__(self, images):
+            feats = torch.stack([images.mean((2, 3)).sum(1), images[:, 0].amax((1, 2)), images[:, 2].mean((1, 2))], 1)
+            return ModelOutput(probs=(4 * feats.double()).softmax(-1))
+
+    scorer = MeanScorer()
+    jobs = [(torch.rand(3, h, w, generator=torch.Generator().manual_seed(h), dtype=torch.float64),
+             random_labels(h, w, n, seed=h), 1, 0) for h, w, n in ((4, 5, 7), (6, 3, 5), (4, 5, 8))]
+    together = explain_many(scorer, jobs, WEIGHTS[1], search="greedy", batch_size=7)
+    for (image, labels, target, seed), joint in zip(jobs, together):
+        same_trace(joint, explain(scorer, image, labels, target, WEIGHTS[1], search="greedy", batch_size=7))
