@@ -10,12 +10,13 @@ from typing import Mapping, Sequence
 
 import numpy as np
 from matplotlib import colormaps
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from submodular_attribution.common.atomic import atomic_write
 from submodular_attribution.common.curves import deletion_curve, insertion_curve, trapezoid_auc
 from submodular_attribution.common.results import LoadedResult, rank_map_saliency, result_rank_map
+
+from .canvas import colorize, save_figure
+from .defaults import DEFAULT_ALPHA, DEFAULT_COLORMAP
 
 AREA_GRID = np.linspace(0.0, 1.0, 101)
 
@@ -30,37 +31,37 @@ def _region_borders(ranks: np.ndarray) -> np.ndarray:
     return borders
 
 
-def _save_figure(fig: Figure, out_path: str | Path) -> Path:
-    """Render ``fig`` to PNG, written atomically at ``out_path``."""
-    FigureCanvasAgg(fig)  # attach an Agg canvas explicitly: works without any display
-    atomic_write(out_path, lambda handle: fig.savefig(handle, format="png", bbox_inches="tight"))
-    return Path(out_path)
-
-
 def save_explanation_figure(
-    image: np.ndarray,
+    image: np.ndarray | None,
     result: LoadedResult,
     out_path: str | Path,
     title: str | None = None,
     top_k: int | None = None,
     tolerance: float = 0.01,
+    *,
+    colormap: str = DEFAULT_COLORMAP,
+    alpha: float = DEFAULT_ALPHA,
 ) -> Path:
     """One PNG with three panels for one explained image.
 
-    (a) ``image`` under the ordering heat-map (jet, alpha 0.5) with region borders in white;
+    (a) ``image`` under the ordering heat-map ((N − rank)/N through ``colormap`` at opacity
+        ``alpha``; 1, the brightest, is the first region) with region borders in white;
     (b) only the shortest prefix of the ordering whose insertion score (``consistency_score``)
         comes within ``tolerance`` of its maximum — or the first ``top_k`` regions when given —
         the rest black;
     (c) the insertion and deletion curves against area, with their AUCs in the legend.
 
-    image: H×W×3 uint8 RGB, the same size as the result's regions. Works for our rank-map
-    npy and for the original N×H×W×3 format (rank map derived, see
+    image: H×W×3 uint8 RGB, the same size as the result's regions, or None when the photo is
+    not at hand: then (a) is the heat-map alone and (b) shows the heat-map's kept regions.
+    Works for our rank-map npy and for the original N×H×W×3 format (rank map derived, see
     :func:`rank_map_from_region_images`). Returns the written path.
     """
     ranks = result_rank_map(result)
-    image = np.asarray(image)
-    if image.ndim != 3 or image.shape[2] != 3 or image.shape[:2] != ranks.shape:
-        raise ValueError(f"{result.json_path}: image of shape {image.shape} does not match regions of size {ranks.shape}")
+    if image is not None:
+        image = np.asarray(image)
+        if image.ndim != 3 or image.shape[2] != 3 or image.shape[:2] != ranks.shape:
+            raise ValueError(f"{result.json_path}: image of shape {image.shape} does not match regions of size "
+                             f"{ranks.shape}")
     n = len(result.areas)
     insertion_x, insertion_y = insertion_curve(result)
     deletion_x, deletion_y = deletion_curve(result)
@@ -79,14 +80,19 @@ def save_explanation_figure(
     heat = rank_map_saliency(ranks, n)
     borders = np.zeros(ranks.shape + (4,))
     borders[_region_borders(ranks)] = (1.0, 1.0, 1.0, 0.9)
-    axes[0].imshow(image)
-    shown = axes[0].imshow(heat, cmap=colormaps["jet"], alpha=0.5, vmin=0.0, vmax=1.0)
+    if image is not None:
+        axes[0].imshow(image)
+    shown = axes[0].imshow(heat, cmap=colormaps[colormap], alpha=alpha if image is not None else 1.0,
+                           vmin=0.0, vmax=1.0)
     axes[0].imshow(borders, interpolation="nearest")
-    fig.colorbar(shown, ax=axes[0], fraction=0.046, pad=0.04, label="importance (1 = first region)")
-    axes[0].set_title(f"ordering of {n} regions")
+    fig.colorbar(shown, ax=axes[0], fraction=0.046, pad=0.04, label="(N − rank)/N: 1 = first region")
+    axes[0].set_title(f"ordering of {n} regions" + ("" if image is not None else " (photo not found)"))
 
     keep = ranks < count
-    axes[1].imshow(np.where(keep[..., None], image, 0).astype(np.uint8))
+    if image is not None:
+        axes[1].imshow(np.where(keep[..., None], image, 0).astype(np.uint8))
+    else:
+        axes[1].imshow(np.where(keep[..., None], colorize(heat, colormap), 0).astype(np.uint8))
     axes[1].set_title(f"first {count} regions: area {area:.1%}, p = {score:.3f}")
 
     for ax in axes[:2]:
@@ -103,7 +109,7 @@ def save_explanation_figure(
 
     if title:
         fig.suptitle(title)
-    return _save_figure(fig, out_path)
+    return save_figure(fig, out_path)
 
 
 def mean_curve(curves: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
@@ -142,4 +148,4 @@ def save_curves_figure(
     ax.set_title(f"mean {kind} curve")
     ax.legend(loc="best")
     ax.grid(alpha=0.3)
-    return _save_figure(fig, out_path)
+    return save_figure(fig, out_path)
