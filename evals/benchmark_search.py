@@ -167,7 +167,7 @@ def run(args: argparse.Namespace) -> dict:
             table = summarize(rows)
             title = (f"{arch} (held-out accuracy {info['val_accuracy']:.3f}), SLICO ≈{n} regions "
                      f"(mean {table[0]['regions']:.1f}), {len(images)} images, {device.type}, batch {args.batch_size}, "
-                     f"{args.precision}, bare model {bare:,.0f} images/s")
+                     f"{args.precision}, {torch.get_num_threads()} CPU threads, bare model {bare:,.0f} images/s")
             text = format_table(title, table)
             atomic_write_text(output_dir / f"{arch}-N{n}.md", text + "\n")
             results[f"{arch}-N{n}"] = {"title": title, "table": table, "per_image": rows}

@@ -32,9 +32,10 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def bare_model_rate(scorer, batch_size: int, repeats: int = 20, precision: str = "fp32") -> float:
-    """Images/s of the scorer alone on random full batches (after a warm-up)."""
-    images = torch.rand(batch_size, 3, IMAGE_SIZE, IMAGE_SIZE, device=scorer.device)
+def bare_model_rate(scorer, batch_size: int, repeats: int = 20, precision: str = "fp32",
+                    size: int = IMAGE_SIZE) -> float:
+    """Images/s of the scorer alone on random full batches of size×size images (after a warm-up)."""
+    images = torch.rand(batch_size, 3, size, size, device=scorer.device)
     forward(scorer, images, precision)
     _sync(scorer.device)
     start = time.perf_counter()
@@ -42,6 +43,22 @@ def bare_model_rate(scorer, batch_size: int, repeats: int = 20, precision: str =
         forward(scorer, images, precision)
     _sync(scorer.device)
     return repeats * batch_size / (time.perf_counter() - start)
+
+
+def _scorer(model: str, device: torch.device):
+    """(scorer, input side) of a random-initialised benchmark model."""
+    if model == "shapes":
+        return build_scorer(ShapesCNN(), device), IMAGE_SIZE
+    if model.startswith("open_clip:"):
+        import open_clip
+
+        from .adapters.clip import OPENAI_MEAN, OPENAI_STD, ZeroShotCLIPScorer
+
+        net = open_clip.create_model(model.split(":", 1)[1], pretrained=None)
+        prototypes = torch.randn(1000, int(net.visual.output_dim))
+        side = int(getattr(net.visual, "image_size", (224, 224))[0])
+        return ZeroShotCLIPScorer(net, prototypes, OPENAI_MEAN, OPENAI_STD, device, logit_scale=100.0), side
+    raise SystemExit(f"error: --model {model}: use shapes or open_clip:<name>")
 
 
 def main(argv=None) -> int:
@@ -54,24 +71,28 @@ def main(argv=None) -> int:
     parser.add_argument("--precision", nargs="+", default=["fp32"], choices=tuple(PRECISIONS))
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--model", default="shapes",
+                        help="shapes (the default CNN, 112²) or open_clip:<name> (e.g. open_clip:ViT-L-14, random "
+                             "init, 1000 random class prototypes, 224²): the cost does not depend on the weights")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
     torch.manual_seed(args.seed)
-    scorer = build_scorer(ShapesCNN(), device)
+    scorer, size = _scorer(args.model, device)
     if args.channels_last or args.compile:
         scorer.tune(channels_last=args.channels_last, compile=args.compile)
     weights = Weights(0.0, 0.05, 1.0, 1.0)  # all four terms, so the N embeddings are counted too
-    image = torch.rand(3, IMAGE_SIZE, IMAGE_SIZE)
-    print(f"device {device}, batch {args.batch_size}, channels-last {args.channels_last}, compile {args.compile}")
+    image = torch.rand(3, size, size)
+    print(f"{args.model} at {size}², device {device}, batch {args.batch_size}, channels-last {args.channels_last}, "
+          f"compile {args.compile}")
     print(f"{'N':>4} {'search':<14} {'precision':<9} {'K':>3} {'forwards':>9} {'s/image':>8} {'images/s':>9} "
           f"{'overhead':>9}")
     for precision in args.precision:
-        bare = bare_model_rate(scorer, args.batch_size, precision=precision)
+        bare = bare_model_rate(scorer, args.batch_size, precision=precision, size=size)
         print(f"{'':>4} bare model, {precision}: {bare:,.0f} images/s")
         for n in args.regions:
             side = math.isqrt(n)
-            labels = torch.from_numpy(grid_division(IMAGE_SIZE, IMAGE_SIZE, side, side))
+            labels = torch.from_numpy(grid_division(size, size, side, side))
             for search in args.searches:
                 for k in args.images_at_once:
                     _sync(device)

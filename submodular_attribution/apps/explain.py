@@ -775,7 +775,7 @@ class _Session:
         s.regions.device = self.scorer.device
 
     def run(self, images: list, targets: list, names: list[str], first: int | None = None) -> list[Explanation]:
-        """Explain ``images`` (one search per image size, since a forward batch holds one size);
+        """Explain ``images`` (their searches advance together, whatever their sizes);
         ``first``: their index in ``explain_many``'s input, for error messages (None: ``explain``)."""
         s = self.settings
         where = ["image"] if first is None else [f"images[{first + i}]" for i in range(len(images))]
@@ -786,14 +786,10 @@ class _Session:
         checked = [_check_target(t, self.scorer.num_classes, "target" if first is None else f"targets[{first + i}]")
                    for i, t in enumerate(targets)]
         divided = [s.regions(inp) for inp in inputs]
-        traces: list[SearchTrace | None] = [None] * len(inputs)
-        for size in dict.fromkeys(inp.pixels.shape[:2] for inp in inputs):
-            members = [i for i, inp in enumerate(inputs) if inp.pixels.shape[:2] == size]
-            found = _search_many(
-                self.scorer, [(inputs[i].tensor, torch.from_numpy(divided[i][0]), checked[i], s.seed) for i in members],
-                s.weights, search=s.search, options=s.options, batch_size=s.batch_size, precision=s.precision)
-            for i, trace in zip(members, found):
-                traces[i] = trace
+        traces = _search_many(
+            self.scorer, [(inp.tensor, torch.from_numpy(labels), target, s.seed)
+                          for inp, (labels, _), target in zip(inputs, divided, checked)],
+            s.weights, search=s.search, options=s.options, batch_size=s.batch_size, precision=s.precision)
         return [self._explanation(inp, labels, describe, trace)
                 for inp, (labels, describe), trace in zip(inputs, divided, traces)]
 

@@ -45,7 +45,7 @@ MODEL_VERSION = "shapes-cnn-v1"
 #: Per architecture: model version and peak learning rate. "cnn" is the default model; "vit" a
 #: second, very different architecture (benchmarks check that choices are not tuned to one).
 ARCHITECTURES = ("cnn", "vit")
-_VERSIONS = {"cnn": MODEL_VERSION, "vit": "shapes-vit-v1"}
+_VERSIONS = {"cnn": MODEL_VERSION, "vit": "shapes-hybrid-vit-v1"}
 _PEAK_LR = {"cnn": 3e-3, "vit": 1e-3}
 
 
@@ -106,26 +106,38 @@ class ShapesCNN(nn.Module):
 
 
 class ShapesViT(nn.Module):
-    """A small vision transformer for the default benchmark (timm's ``VisionTransformer``: 8×8
-    patches, width 96, 4 blocks, 3 heads, mean-pooled tokens, no class token).
+    """A small hybrid vision transformer for the default benchmark: a convolutional stem (four
+    3×3 stride-2 conv+BN+ReLU, 3→32→64→96→96, so 112×112 gives 7×7 tokens), a learned position
+    embedding, four timm transformer blocks (width 96, 3 heads, MLP ratio 2), a final LayerNorm,
+    mean-pooled tokens and a linear head. About 88 % held-out accuracy (seed 0), against the
+    CNN's 97 %: a different, attention-based model, not a better one.
 
     ``forward_features`` gives the pooled B×96 representation and ``forward_head`` the logits,
     the split that :class:`~submodular_attribution.models.ClassifierScorer` uses for embeddings.
     """
 
-    def __init__(self, num_classes: int = NUM_CLASSES) -> None:
+    def __init__(self, num_classes: int = NUM_CLASSES, width: int = 96, depth: int = 4) -> None:
         super().__init__()
-        from timm.models.vision_transformer import VisionTransformer
+        from timm.models.vision_transformer import Block
 
         self.num_classes = num_classes
-        self.vit = VisionTransformer(img_size=IMAGE_SIZE, patch_size=8, embed_dim=96, depth=4, num_heads=3,
-                                     mlp_ratio=2.0, class_token=False, global_pool="avg", num_classes=num_classes)
+        self.num_features = width
+        self.stem = nn.Sequential(*_conv_bn(3, 32, 2), *_conv_bn(32, 64, 2), *_conv_bn(64, width, 2),
+                                  *_conv_bn(width, width, 2))
+        self.pos_embed = nn.Parameter(torch.zeros(1, (IMAGE_SIZE // 16) ** 2, width))
+        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        self.blocks = nn.Sequential(*[Block(width, num_heads=3, mlp_ratio=2.0) for _ in range(depth)])
+        self.norm = nn.LayerNorm(width)
+        self.head = nn.Linear(width, num_classes)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.vit.forward_head(self.vit.forward_features(x), pre_logits=True)
+        tokens = self.stem(x).flatten(2).transpose(1, 2)
+        if tokens.shape[1] != self.pos_embed.shape[1]:
+            raise ValueError(f"ShapesViT takes {IMAGE_SIZE}×{IMAGE_SIZE} images, got {tuple(x.shape[-2:])}")
+        return self.norm(self.blocks(tokens + self.pos_embed)).mean(dim=1)
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        return self.vit.head(features)
+        return self.head(features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
@@ -343,7 +355,8 @@ def load_or_train_default(
             print(f"{path}: checkpoint is for another seed or data/model version; retraining")
 
     if verbose:
-        print(f"Training the default shapes {name} into {path} (once; about a minute on CPU) ...", flush=True)
+        took = "about a minute" if arch == "cnn" else "a few minutes"
+        print(f"Training the default shapes {name} into {path} (once; {took} on CPU) ...", flush=True)
     net, info = train_shapes_cnn(seed=seed, device=device, progress=verbose, arch=arch)
     state_dict = {k: v.detach().cpu() for k, v in net.state_dict().items()}
     atomic_torch_save({"state_dict": state_dict, "info": info}, path)
