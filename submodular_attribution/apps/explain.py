@@ -617,8 +617,9 @@ def explain(
             :class:`~submodular_attribution.regions.DivisionConfig`; or an H×W integer label map
             with values 0..N−1 (e.g. SAM masks) at the input size.
         search: a name in :data:`~submodular_attribution.search_methods.SEARCHES`; default
-            ``fast``, the recommended trade-off (≈ a fifth of exact greedy's forwards at N ≈ 49,
-            same mean AUCs); ``greedy`` is exact greedy, ``bidirectional`` LIMA's search.
+            ``fast``, the quick option (≈ a fifth of exact greedy's forwards at N ≈ 49, close on
+            insertion AUC, weaker on deletion: README, "Faster searches"); ``greedy`` is exact
+            greedy, ``bidirectional`` LIMA's search (for numbers compared with greedy's).
         weights: the objective's λ, a :class:`~submodular_attribution.objective.Weights` or a
             dict of ``confidence``, ``effectiveness``, ``consistency``, ``collaboration``
             (names not given keep the default); default the published single-modal values
