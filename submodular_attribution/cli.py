@@ -214,6 +214,7 @@ def run(task: SMDLTask, args: argparse.Namespace) -> RunOutcome:
     ensure_dir(run_dir)  # an uncreatable --save-dir fails before the model loads
     ready = prepare(task.model, args, embeddings=settings.weights.effectiveness != 0)
     scorer = tune_scorer(ready.scorer, args)
+    class_names = task.model.class_names_for(args, scorer.num_classes)
     write_provenance(run_dir, {**vars(args), "task": task.name, "division_resolved": divider.describe(),
                                "search_options": settings.options, "rank": ready.worker.rank,
                                "world_size": ready.worker.world_size})
@@ -237,7 +238,7 @@ def run(task: SMDLTask, args: argparse.Namespace) -> RunOutcome:
         for (item, (_, labels)), trace in zip(group, traces):
             record, ranks = build_record(trace, labels, settings.weights, image=item.path,
                                          class_name=str(item.label), division=divider.describe(),
-                                         search=settings.search, options=settings.options)
+                                         search=settings.search, options=settings.options, class_names=class_names)
             save_result(run_dir, str(item.label), item.stem, record, ranks)
         return [(trace.forward_passes, trace.org_score) for trace in traces]
 

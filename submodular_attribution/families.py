@@ -6,9 +6,10 @@ Each factory returns a :class:`ModelTask`; the task registry
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 
@@ -28,6 +29,8 @@ class ModelTask:
     eval_list: default evaluation list, relative to the current folder (or ``$SMDL_HOME``).
     add_arguments: adds the model's own flags (architecture, class set, heads) to a group.
     prepare: called before the list is read (e.g. to generate the default benchmark's images).
+    class_names: the class names, in index order, that the parsed flags give (None: unknown);
+        read them through :meth:`class_names_for`, which checks them against the built model.
     """
 
     name: str
@@ -39,12 +42,44 @@ class ModelTask:
     add_arguments: Callable[[argparse._ArgumentGroup], None] | None = None
     batch_size: int = 64
     prepare: Callable[[argparse.Namespace], None] | None = None
+    class_names: Callable[[argparse.Namespace], Sequence[str] | None] | None = None
+
+    def class_names_for(self, args: argparse.Namespace, num_classes: int) -> list[str] | None:
+        """The names of a model with ``num_classes`` outputs (call once the scorer is built).
+
+        A ``--class-names`` file of another length is an :class:`InputError`; the task's own
+        names that do not fit (a checkpoint with its own head) are dropped: no names, no error."""
+        names = None if self.class_names is None else self.class_names(args)
+        if names is None:
+            return None
+        names = [str(name) for name in names]
+        if len(names) != num_classes:
+            path = getattr(args, "class_names", None)
+            if path:
+                raise InputError(f"--class-names {path}: {len(names)} names, but the model has {num_classes} classes")
+            return None
+        return names
 
     def default_checkpoint(self) -> str | None:
         return None if self.checkpoint is None else str(paths.ckpt_dir() / self.checkpoint)
 
     def default_eval_list(self) -> str | None:
         return None if self.eval_list is None else str(paths.home() / Path(self.eval_list))
+
+
+def add_download_argument(group: argparse._ArgumentGroup) -> None:
+    group.add_argument("--allow-download", action="store_true",
+                       help="let --weights/--pretrained download weights that are not in the cache "
+                            "(by default nothing is downloaded)")
+
+
+def _task_names(names: Callable[[], list[str]]) -> list[str] | None:
+    """A task's built-in names; None where they come from a package that is not installed
+    (ImageNet's are read from open_clip)."""
+    try:
+        return list(names())
+    except ImportError:
+        return None
 
 
 def _read_class_names(path: str) -> list[str]:
@@ -71,36 +106,83 @@ def clip_model(*, name: str, description: str, model_name: str, checkpoint: str,
                            help="file with one class name per line, instead of --class-set's names")
         group.add_argument("--semantic-cache", default=str(paths.ckpt_dir() / "semantic_features"),
                            help="where text prototypes are cached")
+        group.add_argument("--pretrained", default=None, metavar="TAG",
+                           help="open_clip's published weights for --model-name (openai, laion2b_s34b_b79k, "
+                                "...), read from its cache (Hugging Face cache, ~/.cache/clip); --checkpoint is "
+                                "then not used")
+        add_download_argument(group)
+
+    def classes(args: argparse.Namespace) -> list[str]:
+        from .class_names import CLASS_SETS
+
+        return _read_class_names(args.class_names) if args.class_names else list(CLASS_SETS[args.class_set][0]())
 
     def build(args: argparse.Namespace, device: torch.device, embeddings: bool):
         from .adapters.clip import build_clip_scorer
         from .class_names import CLASS_SETS
 
-        classes_of, templates_of = CLASS_SETS[args.class_set]
-        classes = _read_class_names(args.class_names) if args.class_names else list(classes_of())
-        return build_clip_scorer(args.model_name, args.checkpoint, (classes, list(templates_of())), device=device,
-                                 cache_dir=args.semantic_cache)
+        templates = list(CLASS_SETS[args.class_set][1]())
+        return build_clip_scorer(args.model_name, args.checkpoint, (classes(args), templates), device=device,
+                                 cache_dir=args.semantic_cache, pretrained=args.pretrained,
+                                 allow_download=args.allow_download)
 
     return ModelTask(name=name, description=description, build_scorer=build, input_size=(input_size, input_size),
-                     checkpoint=checkpoint, add_arguments=add_arguments)
+                     checkpoint=checkpoint, add_arguments=add_arguments, class_names=classes)
 
 
 def classifier_model(*, name: str, description: str, arch: str, checkpoint: str, num_classes: int,
-                     input_size: int = 224) -> ModelTask:
-    """A single-modal classifier (torchvision or ``timm:`` name); embeddings are pooled features."""
+                     input_size: int = 224, class_names: Callable[[], list[str]] | None = None) -> ModelTask:
+    """A single-modal classifier (torchvision or ``timm:`` name); embeddings are pooled features.
+
+    ``class_names``: the task's names for a ``num_classes`` head (a ``--class-names`` file, or
+    published weights' own names, come first)."""
 
     def add_arguments(group: argparse._ArgumentGroup) -> None:
         group.add_argument("--arch", default=arch, help="torchvision name (resnet101, vit_b_16, ...) or timm:<name>")
-        group.add_argument("--num-classes", type=int, default=num_classes, help="classes of the checkpoint's head")
+        group.add_argument("--num-classes", type=int, default=None,
+                           help=f"classes of the checkpoint's head (default: {num_classes}; "
+                                "with --weights/--pretrained: the weights' own)")
+        group.add_argument("--class-names", default=None, metavar="FILE",
+                           help="file with one class name per line, in index order, for the results and figures "
+                                "(default: the task's or the published weights' names)")
+        group.add_argument("--weights", default=None, metavar="NAME",
+                           help="torchvision's published weights for --arch (IMAGENET1K_V2, DEFAULT, ...), read from "
+                                "the torch cache ($TORCH_HOME/hub/checkpoints); --checkpoint is then not used")
+        group.add_argument("--pretrained", default=None, metavar="TAG",
+                           help="timm:<name> only: timm's published weights (a tag such as augreg_in21k_ft_in1k, "
+                                "or default), read from the Hugging Face cache; --checkpoint is then not used")
+        add_download_argument(group)
+
+    def names(args: argparse.Namespace) -> list[str] | None:
+        if args.class_names:
+            return _read_class_names(args.class_names)
+        if args.weights or args.pretrained:
+            from .adapters.classifier import published_weights
+
+            own = published_weights(args.arch, args.weights, args.pretrained).class_names
+            if own is not None:
+                return own
+        return None if class_names is None else _task_names(class_names)
 
     def build(args: argparse.Namespace, device: torch.device, embeddings: bool):
-        from .adapters.classifier import build_classifier_scorer
+        from .adapters.classifier import build_classifier_scorer, published_weights
 
-        return build_classifier_scorer(args.arch, args.checkpoint, args.num_classes, device=device,
-                                       with_embeddings=embeddings, input_size=tuple(args.input_size))
+        if args.class_names:  # an unreadable names file stops the run before the model loads
+            _read_class_names(args.class_names)
+        published = published_weights(args.arch, args.weights, args.pretrained)
+        classes = args.num_classes if args.num_classes is not None or published else num_classes
+        scorer = build_classifier_scorer(args.arch, args.checkpoint, classes, device=device,
+                                         with_embeddings=embeddings, input_size=tuple(args.input_size),
+                                         weights=args.weights, pretrained=args.pretrained,
+                                         allow_download=args.allow_download)
+        if published is not None and tuple(args.input_size) != published.input_size:
+            h, w = args.input_size
+            print(f"note: {published.label} was evaluated at {published.describe_size()}; "
+                  f"images are resized to --input-size {h}×{w}", file=sys.stderr)
+        return scorer
 
     return ModelTask(name=name, description=description, build_scorer=build, input_size=(input_size, input_size),
-                     checkpoint=checkpoint, add_arguments=add_arguments)
+                     checkpoint=checkpoint, add_arguments=add_arguments, class_names=names)
 
 
 def face_model(*, name: str, description: str, checkpoint: str, prototypes: str | None,
@@ -151,6 +233,11 @@ def shapes_model() -> ModelTask:
             with file_lock(default):
                 write_eval_set(default.parent)
 
+    def class_names(args: argparse.Namespace) -> list[str]:
+        from .shapes import CLASS_NAMES
+
+        return list(CLASS_NAMES)
+
     return ModelTask(name="shapes", description="the embedded default: coloured shapes on photographs, small CNN",
                      build_scorer=build, input_size=(IMAGE_SIZE, IMAGE_SIZE), checkpoint="shapes_cnn.pt",
-                     eval_list=SHAPES_LIST, prepare=prepare)
+                     eval_list=SHAPES_LIST, prepare=prepare, class_names=class_names)

@@ -5,6 +5,8 @@ The files themselves (paths, rank maps, atomic writes, reading back) are
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 
 from .common.results import FORMAT, cumulative_areas, rank_map
@@ -30,16 +32,22 @@ def build_record(
     division: dict,
     search: str,
     options: dict | None = None,
+    class_names: Sequence[str] | None = None,
 ) -> tuple[dict, np.ndarray]:
-    """The JSON record (original keys + ours) and the rank map for one explained image."""
+    """The JSON record (original keys + ours) and the rank map for one explained image.
+
+    ``class_names`` (the model's C names in index order), when given, adds ``target_name``: the
+    name of the explained class."""
     ranks = rank_map(labels, trace.order)
     best = int(np.argmax(trace.smdl_score))
     lambdas = weights.positional()
+    named = class_names is not None and 0 <= trace.target < len(class_names)
     record = {
         "format": FORMAT,
         "image": image,
         "class": class_name,
         "target": trace.target,
+        **({"target_name": str(class_names[trace.target])} if named else {}),
         "consistency_score": trace.consistency.tolist(),
         "collaboration_score": trace.collaboration.tolist(),
         "confidence_score": trace.confidence.tolist(),

@@ -18,13 +18,18 @@ def _imagenet_clip() -> ModelTask:
 
 
 def _imagenet_classifier() -> ModelTask:
+    from .class_names import imagenet_classes
+
     return classifier_model(name="imagenet_classifier", description="ImageNet, a torchvision or timm classifier",
-                            arch="resnet101", checkpoint="resnet101-imagenet.pth", num_classes=1000)
+                            arch="resnet101", checkpoint="resnet101-imagenet.pth", num_classes=1000,
+                            class_names=imagenet_classes)
 
 
 def _cub() -> ModelTask:
+    from .class_names import cub_classes
+
     return classifier_model(name="cub", description="CUB-200-2011 birds, fine-tuned ResNet-101", arch="resnet101",
-                            checkpoint="cub-resnet101.pth", num_classes=200)
+                            checkpoint="cub-resnet101.pth", num_classes=200, class_names=cub_classes)
 
 
 def _quilt() -> ModelTask:

@@ -26,6 +26,11 @@ Expected weight files (put them in ``ckpt/``; see ``ckpt/README.md``):
   with QuickGELU but loaded into a GELU config (or the reverse) load silently and score worse.
   For open_clip/QuiltNet ``.bin`` files, pick the architecture name their
   ``open_clip_config.json`` describes (``ViT-B-32`` or ``ViT-B-32-quickgelu``).
+* Published weights on request: ``pretrained="laion2b_s34b_b79k"`` (an open_clip pretrained tag
+  of ``model_name``, see ``open_clip.list_pretrained()``) reads the file open_clip would download
+  from its cache (the Hugging Face cache for ``hf_hub`` weights, ``~/.cache/clip`` for URL ones, or
+  ``pretrained_cache_dir``), with the tag's QuickGELU setting and normalisation; a file not
+  cached is an :class:`InputError` saying where to put it, unless ``allow_download=True``.
 * Text goes through ``open_clip.get_tokenizer(model_name)``; the CLIP ``SimpleTokenizer`` reads
   the BPE vocabulary bundled with open_clip, so it works offline. Architectures whose tokenizer or
   text tower comes from Hugging Face (SigLIP, ``hf_tokenizer_name``/``hf_model_name`` configs,
@@ -38,6 +43,7 @@ import difflib
 import hashlib
 import json
 import logging
+import os
 import re
 import warnings
 import zipfile
@@ -120,12 +126,13 @@ def _pair(size) -> tuple[int, int]:
     return int(size), int(size)
 
 
-def build_clip_model(model_name: str, checkpoint: str | Path) -> tuple[nn.Module, dict]:
+def build_clip_model(model_name: str, checkpoint: str | Path, quick_gelu: bool = False) -> tuple[nn.Module, dict]:
     """Build open_clip ``model_name`` (random init, no download) and load ``checkpoint`` strictly.
 
     Returns ``(model, preprocess)`` with ``preprocess = {"mean", "std", "image_size": (H, W),
     "quick_gelu"}``; mean/std come from the model's ``visual.preprocess_cfg`` (open_clip's OpenAI
-    defaults for a local file). The model is in eval mode on the CPU."""
+    defaults for a local file). ``quick_gelu=True`` builds with QuickGELU (as OpenAI's weights,
+    which TorchScript archives get anyway, need). The model is in eval mode on the CPU."""
     open_clip = _open_clip()
     config = check_model_name(model_name)
     path = Path(checkpoint)
@@ -134,7 +141,7 @@ def build_clip_model(model_name: str, checkpoint: str | Path) -> tuple[nn.Module
     jit = is_torchscript_archive(path)
     with _quiet_logging():
         model = open_clip.create_model(model_name, pretrained=None, pretrained_image=False,
-                                       pretrained_text=False, force_quick_gelu=jit, device="cpu")
+                                       pretrained_text=False, force_quick_gelu=jit or quick_gelu, device="cpu")
     if jit:
         try:
             with warnings.catch_warnings():  # recent torch warns that torch.jit.load is deprecated
@@ -158,8 +165,78 @@ def build_clip_model(model_name: str, checkpoint: str | Path) -> tuple[nn.Module
     std = tuple(float(v) for v in (cfg.get("std") or getattr(visual, "image_std", None) or OPENAI_STD))
     size = getattr(visual, "image_size", None) or cfg.get("size") or config["vision_cfg"]["image_size"]
     preprocess = {"mean": mean, "std": std, "image_size": _pair(size),
-                  "quick_gelu": bool(jit or config.get("quick_gelu", False))}
+                  "quick_gelu": bool(jit or quick_gelu or config.get("quick_gelu", False))}
     return model, preprocess
+
+
+def _safe_alternatives(filename: str) -> list[str]:
+    """The safetensors names open_clip tries before a pickled ``.bin``/``.pth`` on the hub."""
+    from open_clip.constants import HF_WEIGHTS_NAME
+
+    if filename == HF_WEIGHTS_NAME:
+        return ["open_clip_model.safetensors"]
+    if filename.endswith((".bin", ".pth")):
+        return [filename[:-4] + ".safetensors"]
+    return []
+
+
+def _cached_pretrained(cfg: dict, cache_dir: str | Path | None) -> tuple[Path | None, str]:
+    """(the cached file of an open_clip pretrained cfg, or None and where it should be): the
+    Hugging Face cache for ``hf_hub`` weights (which open_clip prefers), else its URL cache."""
+    missing = ""
+    if cfg.get("hf_hub"):
+        from huggingface_hub import constants, try_to_load_from_cache
+        from open_clip.constants import HF_WEIGHTS_NAME
+
+        repo, filename = os.path.split(cfg["hf_hub"])
+        filename = filename or HF_WEIGHTS_NAME
+        for name in [*_safe_alternatives(filename), filename]:
+            found = try_to_load_from_cache(repo, name, cache_dir=cache_dir)
+            if isinstance(found, str):
+                return Path(found), ""
+        where = Path(cache_dir or constants.HF_HUB_CACHE) / ("models--" + repo.replace("/", "--"))
+        missing = (f"not in the Hugging Face cache ({where}); copy it there from a machine that ran "
+                   f"'hf download {repo} {filename}'")
+    if cfg.get("url"):
+        path = Path(cache_dir or os.path.expanduser("~/.cache/clip")) / os.path.basename(cfg["url"])
+        if path.is_file():
+            return path, ""
+        missing = missing or f"not in open_clip's cache ({path}); put the file there (from {cfg['url']})"
+    return None, missing
+
+
+def pretrained_checkpoint(model_name: str, tag: str, allow_download: bool = False,
+                          cache_dir: str | Path | None = None) -> tuple[Path, dict]:
+    """The weights file of open_clip's pretrained ``tag`` for ``model_name``, and the tag's config
+    (``mean``, ``std``, ``quick_gelu`` …), from open_clip's cache; downloaded there by open_clip only
+    when ``allow_download``. An unknown tag, or a file not cached, is a one-line :class:`InputError`."""
+    check_model_name(model_name)
+    from open_clip import pretrained as registry
+
+    cfg = registry.get_pretrained_cfg(model_name, tag)
+    if not cfg:
+        tags = registry.list_pretrained_tags_by_model(model_name)
+        known = f"tags: {', '.join(tags)}" if tags else "it has no published weights"
+        raise InputError(f"--pretrained {tag}: not an open_clip pretrained tag of {model_name} ({known})")
+    if cfg.get("file"):  # a tag registered with a local file
+        if not Path(cfg["file"]).is_file():
+            raise InputError(f"--pretrained {tag}: {cfg['file']}: weights file not found")
+        return Path(cfg["file"]), cfg
+    path, missing = _cached_pretrained(cfg, cache_dir)
+    if path is not None:
+        return path, cfg
+    if not allow_download:
+        raise InputError(f"--pretrained {tag}: {model_name} weights are {missing}, or pass --allow-download")
+    try:
+        with _quiet_logging():
+            found = registry.download_pretrained(cfg, cache_dir=None if cache_dir is None else str(cache_dir))
+    except Exception as err:  # network, hub or checksum errors
+        text = str(err).strip().splitlines()
+        raise InputError(f"--pretrained {tag}: download of {model_name} weights failed "
+                         f"({type(err).__name__}{': ' + text[0] if text else ''})") from None
+    if not found:
+        raise InputError(f"--pretrained {tag}: open_clip has no download for {model_name} {tag}")
+    return Path(found), cfg
 
 
 def get_offline_tokenizer(model_name: str):
@@ -362,18 +439,30 @@ def resolve_class_set(class_set: str | tuple[Sequence[str], Sequence[str]]) -> t
     return classes, templates
 
 
-def build_clip_scorer(model_name: str, checkpoint: str | Path,
+def build_clip_scorer(model_name: str, checkpoint: str | Path | None,
                       class_set: str | tuple[Sequence[str], Sequence[str]],
                       device: str | torch.device = "cpu", cache_dir: str | Path = DEFAULT_CACHE_DIR,
                       logit_scale: float | None = None, mean: Sequence[float] | None = None,
-                      std: Sequence[float] | None = None) -> ZeroShotCLIPScorer:
+                      std: Sequence[float] | None = None, *, pretrained: str | None = None,
+                      allow_download: bool = False,
+                      pretrained_cache_dir: str | Path | None = None) -> ZeroShotCLIPScorer:
     """Zero-shot CLIP scorer from a local weights file, e.g.
     ``build_clip_scorer("ViT-B-32", "ckpt/QuiltNet-B-32.bin", "lc25000_lung")`` for QuiltNet.
 
     ``mean``/``std`` override the normalisation (for weights trained with other statistics);
-    ``logit_scale`` overrides the model's temperature."""
+    ``logit_scale`` overrides the model's temperature. ``pretrained`` (an open_clip tag) takes
+    the published weights from open_clip's cache instead of ``checkpoint`` (see
+    :func:`pretrained_checkpoint`), with the tag's QuickGELU setting and mean/std."""
     classes, templates = resolve_class_set(class_set)
-    model, preprocess = build_clip_model(model_name, checkpoint)
+    quick_gelu = False
+    if pretrained:
+        checkpoint, cfg = pretrained_checkpoint(model_name, pretrained, allow_download, pretrained_cache_dir)
+        quick_gelu = bool(cfg.get("quick_gelu", False))
+        mean = mean or cfg.get("mean")
+        std = std or cfg.get("std")
+    elif checkpoint is None:
+        raise InputError(f"--checkpoint is required for {model_name}")
+    model, preprocess = build_clip_model(model_name, checkpoint, quick_gelu=quick_gelu)
     tokenizer = get_offline_tokenizer(model_name)
     device = torch.device(device)
     model = model.to(device)

@@ -797,7 +797,8 @@ class _Session:
     def _explanation(self, inp: _Input, labels: np.ndarray, division: dict, trace: SearchTrace) -> Explanation:
         s = self.settings
         record, ranks = build_record(trace, labels, s.weights, image=inp.source, class_name=str(trace.target),
-                                     division=division, search=s.search, options=s.options)
+                                     division=division, search=s.search, options=s.options,
+                                     class_names=s.class_names)
         # The curves and AUCs exactly as the evaluation computes them from the saved files.
         loaded = LoadedResult(Path(f"{inp.name}.json"), record, np.asarray(record["region_areas"]), ranks)
         insertion_auc, deletion_auc = image_aucs(loaded)
