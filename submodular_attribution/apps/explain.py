@@ -136,7 +136,7 @@ class Explanation:
         the ordering heat-map over the image, the smallest prefix reaching the best insertion
         score (within ``tolerance``, default 0.01; or the first ``top_k`` regions), and both
         curves. ``options`` go to that function (``top_k``, ``tolerance``, and its drawing
-        options); ``title`` defaults to the name and target.
+        options such as ``colormap`` and ``alpha``).
 
         With ``path``: writes the PNG there and returns the path. Without: returns an
         :class:`ExplanationFigure`, which displays inline in Jupyter (matplotlib's ``Figure``
@@ -153,15 +153,20 @@ class Explanation:
                                               **options)
             return ExplanationFigure(written.read_bytes())
 
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write the PNG to ``path`` (folders created); returns the path."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(self.png)
-        return path
+    def save(self, directory: str | os.PathLike, class_name: str | int | None = None, stem: str | None = None) -> Path:
+        """Write the command line's files for this image: ``<directory>/json/<class>/<stem>.json``
+        (the record) and ``<directory>/npy/<class>/<stem>.npy`` (the rank map), npy first.
+        ``python -m evals.eval_AUC_faithfulness --explanation-dir <directory>`` reads them.
 
-    def __repr__(self) -> str:
-        return f"ExplanationFigure({len(self.png):,} bytes of PNG)"
+        class_name: the class folder (default: the target index, as the command line names it);
+        stem: the file name (default: :attr:`name`). Returns the JSON's path.
+        """
+        class_name = str(self.target) if class_name is None else str(class_name)
+        stem = self.name if stem is None else str(stem)
+        for argument, value in (("class_name", class_name), ("stem", stem)):
+            if not value or value in (".", "..") or "/" in value or os.sep in value:
+                raise ValueError(f"{argument} must be a plain file name, got {value!r}")
+        return save_result(directory, class_name, stem, {**self.record, "class": class_name}, self.ranks)
 
 
 # --------------------------------------------------------------------------- inputs
