@@ -194,6 +194,23 @@ def test_save_is_read_back_by_the_evaluation(shapes_net, shapes_image, tmp_path)
     assert printed["deletion_auc"] == pytest.approx(exp.deletion_auc, abs=1e-12)
 
 
+def test_saved_explanation_draws_with_visualization(shapes_net, shapes_image, tmp_path):
+    """explain → save → python -m visualization's API: figures and a GIF of the saved folder."""
+    from PIL import Image
+
+    from visualization import draw_run
+
+    Image.fromarray(shapes_image).save(tmp_path / "star.png")
+    exp = smdl.explain(shapes_net, tmp_path / "star.png", mean=MEAN, std=STD, num_regions=K)
+    exp.save(tmp_path / "run", class_name="red_star")
+    written = draw_run(tmp_path / "run", tmp_path / "figs", gif=True, datasets=tmp_path, verbose=False)
+    gifs = [p for p in written if p.suffix == ".gif"]
+    pngs = [p for p in written if p.suffix == ".png"]
+    assert len(gifs) == 1 and len(pngs) == 2 and all(p.is_file() for p in written)  # figure + mean curves
+    with Image.open(gifs[0]) as gif:
+        assert gif.n_frames == min(exp.num_regions, 60)
+
+
 def test_plot_writes_a_png_and_displays_inline(shapes_net, shapes_image, tmp_path):
     exp = smdl.explain(shapes_net, shapes_image, mean=MEAN, std=STD, num_regions=K)
     path = exp.plot(tmp_path / "figs" / "star.png", title="a star", top_k=2)
