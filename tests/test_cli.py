@@ -261,8 +261,9 @@ def test_images_at_once_and_workers_give_the_same_results(tmp_path, tiny_list):
 def test_search_options_precision_and_folder_names(tmp_path, tiny_list):
     task = _task(tmp_path, weights=Weights(0.0, 0.0, 1.0, 1.0))
     assert _run(task, tiny_list, "--end", "1", "--search", "lazy", "--lazy-top", "3", "--refresh-every", "0") == 0
-    record = _records(tmp_path / "results" / "slico-0.0-0.0-1.0-1.0-lazy-0-3-1")["photo 0.json"]
-    assert record["search"] == {"name": "lazy", "refresh_every": 0, "lazy_top": 3, "exact_steps": 1}
+    record = _records(tmp_path / "results" / "slico-0.0-0.0-1.0-1.0-lazy-0-3-1-0-0")["photo 0.json"]
+    assert record["search"] == {"name": "lazy", "refresh_every": 0, "lazy_top": 3, "exact_steps": 1,
+                                "early_top": 0, "early_steps": 0}
     assert _run(task, tiny_list, "--end", "1", "--search", "greedy", "--precision", "bf16",
                 "--save-dir", str(tmp_path / "bf16")) == 0
     bf16 = _records(tmp_path / "bf16" / "slico-0.0-0.0-1.0-1.0")["photo 0.json"]
