@@ -115,7 +115,7 @@ def _timm_module(arch: str):
 
 def _build_timm(arch: str, num_classes: int, input_size: tuple[int, int] | None,
                 name: str | None = None, **create: object) -> tuple[nn.Module, dict]:
-    """``create`` (``pretrained=True`` and its overlay) goes to ``timm.create_model``; ``name`` is
+    """``create`` (timm's published-weights switch and its local-file overlay, set only by --pretrained) goes to ``timm.create_model``; ``name`` is
     the timm name to create (a tagged one for published weights) when not ``arch``'s own."""
     timm, own = _timm_module(arch)
     name = name or own
