@@ -7,12 +7,15 @@ On a random-init default CNN (the weights do not change the cost) and a square g
 regions, for each search, precision and number of images advancing together: forward passes
 per image, seconds per image, images/s through the engine (composition + forward + scoring),
 and the overhead: the engine's seconds over the bare model's for the same number of images in
-full batches of the same precision (1.00 = no overhead).
+full batches of the same precision (1.00 = no overhead). Each row times the bare model and the
+engine alternately ``--repeats`` times and reports the medians, so that a drifting machine
+affects both sides of the ratio alike.
 """
 from __future__ import annotations
 
 import argparse
 import math
+import statistics
 import sys
 import time
 
@@ -33,16 +36,20 @@ def _sync(device: torch.device) -> None:
 
 
 def bare_model_rate(scorer, batch_size: int, repeats: int = 20, precision: str = "fp32",
-                    size: int = IMAGE_SIZE) -> float:
-    """Images/s of the scorer alone on random full batches of size×size images (after a warm-up)."""
+                    size: int = IMAGE_SIZE, trials: int = 3) -> float:
+    """Images/s of the scorer alone on random full batches of size×size images (after a warm-up);
+    the median of ``trials`` timings, since CPU clocks drift by ±10 % between runs."""
     images = torch.rand(batch_size, 3, size, size, device=scorer.device)
     forward(scorer, images, precision)
-    _sync(scorer.device)
-    start = time.perf_counter()
-    for _ in range(repeats):
-        forward(scorer, images, precision)
-    _sync(scorer.device)
-    return repeats * batch_size / (time.perf_counter() - start)
+    rates = []
+    for _ in range(trials):
+        _sync(scorer.device)
+        start = time.perf_counter()
+        for _ in range(repeats):
+            forward(scorer, images, precision)
+        _sync(scorer.device)
+        rates.append(repeats * batch_size / (time.perf_counter() - start))
+    return sorted(rates)[len(rates) // 2]
 
 
 def _scorer(model: str, device: torch.device):
@@ -74,6 +81,8 @@ def main(argv=None) -> int:
     parser.add_argument("--model", default="shapes",
                         help="shapes (the default CNN, 112²) or open_clip:<name> (e.g. open_clip:ViT-L-14, random "
                              "init, 1000 random class prototypes, 224²): the cost does not depend on the weights")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="time each row this many times, bare model and engine alternately; report the medians")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
@@ -95,13 +104,17 @@ def main(argv=None) -> int:
             labels = torch.from_numpy(grid_division(size, size, side, side))
             for search in args.searches:
                 for k in args.images_at_once:
-                    _sync(device)
-                    start = time.perf_counter()
-                    traces = explain_many(scorer, [(image, labels, 0, i) for i in range(k)], weights, search=search,
-                                          batch_size=args.batch_size, precision=precision)
-                    _sync(device)
-                    seconds = (time.perf_counter() - start) / k
-                    forwards = traces[0].forward_passes
+                    bares, times, forwards = [], [], 0
+                    for _ in range(args.repeats):  # alternately, so that drift affects both alike
+                        bares.append(bare_model_rate(scorer, args.batch_size, precision=precision, size=size))
+                        _sync(device)
+                        start = time.perf_counter()
+                        traces = explain_many(scorer, [(image, labels, 0, i) for i in range(k)], weights,
+                                              search=search, batch_size=args.batch_size, precision=precision)
+                        _sync(device)
+                        times.append((time.perf_counter() - start) / k)
+                        forwards = traces[0].forward_passes
+                    bare, seconds = statistics.median(bares), statistics.median(times)
                     rate = forwards / seconds
                     print(f"{side * side:>4} {search:<14} {precision:<9} {k:>3} {forwards:>9,} {seconds:>8.3f} "
                           f"{rate:>9,.0f} {bare / rate:>8.2f}×", flush=True)

@@ -113,7 +113,7 @@ def add_smdl_arguments(parser: argparse.ArgumentParser, task: SMDLTask) -> None:
                        help="autocast the model to bf16/fp16 (scores stay float64); see the README's measurements")
     speed.add_argument("--channels-last", action="store_true", help="channels-last memory format for CNNs")
     speed.add_argument("--compile", action="store_true", help="torch.compile the model (slow first batches)")
-    speed.add_argument("--images-at-once", type=int, default=1, metavar="K",
+    speed.add_argument("--images-at-once", type=int, default=8, metavar="K",
                        help="advance K images' searches together, filling each forward batch across them "
                             "(same results; keeps a GPU busy on late steps and small models)")
     speed.add_argument("--workers", type=int, default=0,

@@ -147,13 +147,32 @@ def test_a_failure_while_explaining_is_recorded_too(tmp_path, tiny_list, capsys)
             return super().forward_features(x)
 
     task = _task(tmp_path, net=Fragile, weights=Weights(0.0, 0.0, 1.0, 1.0))
-    assert _run(task, tiny_list) == 1
+    assert _run(task, tiny_list, "--images-at-once", "1") == 1  # one image per batch: the failure is its own
     run_dir = tmp_path / "results" / "slico-0.0-0.0-1.0-1.0"
     assert [f["image"] for f in _failures(run_dir)] == ["imgs/photo 1.png"]
     assert _failures(run_dir)[0]["reason"] == "RuntimeError: CUDA out of memory (simulated)"
     assert len(find_result_files(run_dir)) == 2
-    assert _run(task, tiny_list) == 0  # the rerun finishes only what is missing
+    assert _run(task, tiny_list, "--images-at-once", "1") == 0  # the rerun finishes only what is missing
     assert len(find_result_files(run_dir)) == 3
+
+
+def test_a_failing_image_among_images_explained_together_costs_only_itself(tmp_path, tiny_list, capsys):
+    from submodular_attribution.common.images import image_tensor, load_image_rgb
+
+    photo = image_tensor(load_image_rgb(tiny_list.parent / "imgs/photo 1.png", (32, 32)))
+    corner = ClassifierScorer(TinyNet())._normalise(photo[None])[0, :, 0, 0]
+
+    class Fragile(TinyNet):
+        def forward_features(self, x):  # fails on any batch that holds photo 1's top-left region
+            if torch.isclose(x[:, :, 0, 0], corner).all(dim=1).any():
+                raise RuntimeError("corrupt tensor (simulated)")
+            return super().forward_features(x)
+
+    task = _task(tmp_path, net=Fragile, weights=Weights(0.0, 0.0, 1.0, 1.0))
+    assert _run(task, tiny_list) == 1  # the default explains the three images together
+    run_dir = tmp_path / "results" / "slico-0.0-0.0-1.0-1.0"
+    assert [f["image"] for f in _failures(run_dir)] == ["imgs/photo 1.png"]
+    assert sorted(f.name for f in find_result_files(run_dir)) == ["photo 0.json", "photo 2.json"]
 
 
 def test_progress_lines_show_in_logs(tmp_path, tiny_list, capsys):
@@ -248,7 +267,7 @@ def _records(run_dir):
 
 def test_images_at_once_and_workers_give_the_same_results(tmp_path, tiny_list):
     task = _task(tmp_path, weights=Weights(0.0, 0.0, 1.0, 1.0))
-    assert _run(task, tiny_list, "--search", "fast", "--save-dir", str(tmp_path / "one")) == 0
+    assert _run(task, tiny_list, "--search", "fast", "--save-dir", str(tmp_path / "one"), "--images-at-once", "1") == 0
     assert _run(task, tiny_list, "--search", "fast", "--save-dir", str(tmp_path / "three"),
                 "--images-at-once", "3", "--workers", "2") == 0
     one, three = (_records(tmp_path / d / "slico-0.0-0.0-1.0-1.0-fast") for d in ("one", "three"))
