@@ -66,16 +66,20 @@ def get_args_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParse
 
 @torch.no_grad()
 def predict(scorer, items: Sequence[ListItem], root: Path, input_size: tuple[int, int], batch_size: int,
-            progress: bool = True, save_dir: str | Path | None = None, strict: bool = False) -> list[Prediction]:
+            progress: bool = True, save_dir: str | Path | None = None, strict: bool = False,
+            failures: list | None = None) -> list[Prediction]:
     """Classify every item's full image (resized to ``input_size``), ``batch_size`` at a time.
-    An unreadable image is reported, recorded in ``<save_dir>/failures.jsonl`` and left out
-    (``strict``: an error)."""
+    An unreadable image is reported, recorded in ``<save_dir>/failures.jsonl``, appended to
+    ``failures`` as ``(item, reason)`` and left out (``strict``: an error)."""
     results: list[Prediction] = []
     starts = range(0, len(items), batch_size)
     for start in tqdm(starts, desc="predicting", unit="batch", disable=None if progress and len(starts) > 1 else True):
-        loaded = run_items(items[start:start + batch_size],
+        report = run_items(items[start:start + batch_size],
                            lambda item: image_tensor(load_image_rgb(root / item.path, input_size)),
-                           run_dir=save_dir or ".", desc="loading", strict=strict, show=False).results
+                           run_dir=save_dir or ".", desc="loading", strict=strict, show=False)
+        if failures is not None:
+            failures.extend(report.failures)
+        loaded = report.results
         if not loaded:
             continue
         batch = list(loaded)
@@ -125,8 +129,9 @@ def run(args: argparse.Namespace) -> dict:
     if ready.worker.world_size > 1:
         raise InputError("split_predictions runs as a single process (one forward pass per image); "
                          "do not start it with torchrun")
+    failures: list = []
     predictions = predict(ready.scorer, ready.items, ready.root, tuple(args.input_size), args.batch_size,
-                          save_dir=save_dir, strict=args.strict)
+                          save_dir=save_dir, strict=args.strict, failures=failures)
     if not predictions:
         raise InputError(f"{args.eval_list}: no image could be read")
     paths = write_split(save_dir, predictions, ready.root)
@@ -135,12 +140,16 @@ def run(args: argparse.Namespace) -> dict:
     print(f"accuracy: {n_correct / n:.4f} ({n_correct} of {n} correct, {n - n_correct} misclassified)")
     print(f"{paths['correct']}, {paths['misclassified']}, {paths['predictions']}: written; "
           f"use the lists with --datasets {ready.root}", file=sys.stderr)
-    return {"accuracy": n_correct / n, "correct": n_correct, "misclassified": n - n_correct, **paths}
+    if failures:
+        print(f"{len(failures)} unreadable images left out (listed in {save_dir / 'failures.jsonl'})", file=sys.stderr)
+    return {"accuracy": n_correct / n, "correct": n_correct, "misclassified": n - n_correct,
+            "failed": len(failures), **paths}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Exit status 0 when every image was classified, 1 when some could not be read, 2 on bad input."""
     args = get_args_parser(argv).parse_args(argv)
-    return run_reporting_input_errors(lambda: run(args))
+    return run_reporting_input_errors(lambda: 1 if run(args)["failed"] else 0)
 
 
 if __name__ == "__main__":

@@ -89,6 +89,24 @@ def test_split_predictions_partitions_the_list(shapes_case, tmp_path, capsys):
         assert (float(row["p_prediction"]) >= float(row["p_label"]))
 
 
+def test_split_predictions_skips_and_reports_an_unreadable_image(shapes_case, tmp_path, capsys):
+    list_path, checkpoint, _ = shapes_case
+    root = tmp_path / "data"
+    shutil.copytree(list_path.parent, root)
+    items = read_eval_list(list_path)
+    (root / items[1].path).write_bytes(b"not an image")
+    out = tmp_path / "split"
+    code = split_predictions.main(["--model", "shapes", "--eval-list", str(root / list_path.name),
+                                   "--checkpoint", str(checkpoint), "--save-dir", str(out)])
+    assert code == 1  # the others are split, but the run says that one is missing
+    captured = capsys.readouterr()
+    assert f"of {len(items) - 1} correct" in captured.out and "1 unreadable images left out" in captured.err
+    failures = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
+    assert [f["image"] for f in failures] == [items[1].path]
+    with open(out / "predictions.csv", newline="") as handle:
+        assert [r["path"] for r in csv.DictReader(handle)] == [i.path for i in items if i is not items[1]]
+
+
 def test_split_predictions_errors(shapes_case, tmp_path, capsys):
     list_path, checkpoint, _ = shapes_case
     assert split_predictions.main(["--model", "shapes", "--eval-list", str(list_path),
