@@ -7,5 +7,7 @@ from . import transformer  # noqa: F401
 from . import gradient  # noqa: F401
 from . import path  # noqa: F401
 from . import blackbox  # noqa: F401
+from . import intrinsic  # noqa: F401
+from . import lrp  # noqa: F401
 from .base import REGISTRY, AttributionModel, attribute, from_scorer, register  # noqa: F401
 from .models import attribution_model  # noqa: F401

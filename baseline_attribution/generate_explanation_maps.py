@@ -11,6 +11,14 @@ torchrun ranks share the list like the SMDL scripts. Method options: ``--option 
 ``lpi`` draw them from ``--reference-folder`` (LPI clusters the model's outputs on them, once per
 run); ``ig2`` uses ``n_refs`` images of other classes from the evaluation list. The maps serve as
 baselines in the evaluations and as priors for ``--division prior`` of the SMDL scripts.
+
+Yang et al.'s re-calibration command line (``python main.py -attr_method IG_Uniform -k 5
+-bg_size 10 -exp_obj contrast``) maps onto method options (:func:`recalibration_options`):
+``-k`` (interpolation points per reference) is ``steps`` of ig / ig-uniform / ig-sg / ig-sq,
+``n_alphas`` of lpi and ``max_iter`` of agi; ``-bg_size`` (references per image) is ``n_refs`` of
+ig-uniform / ig-sg / ig-sq / ig2 and ``n_samples`` of smoothgrad; eg draws ``n_samples`` =
+k·bg_size (reference, α) pairs; ``-exp_obj logit|prob|contrast`` is ``output=logit|probability|
+contrastive``. Their ``-est_method valid_ip`` is ``--option recalibrate=True``.
 """
 from __future__ import annotations
 
@@ -51,7 +59,47 @@ def get_args_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParse
                        help="eg, lpi: reference images (every image file below it, sorted), at the input size")
     group.add_argument("--num-references", type=int, default=64,
                        help="eg, lpi: use at most this many reference images")
+    paper = parser.add_argument_group("re-calibration paper flags (Yang et al., ICLR 2023)")
+    paper.add_argument("-k", dest="paper_k", type=int, default=None,
+                       help="interpolation points per reference (steps / n_alphas / max_iter; eg: k·bg_size samples)")
+    paper.add_argument("-bg_size", "--bg-size", dest="paper_bg_size", type=int, default=None,
+                       help="references per image (n_refs; smoothgrad: n_samples; eg: k·bg_size samples)")
+    paper.add_argument("-exp_obj", "--exp-obj", dest="paper_exp_obj", choices=tuple(EXP_OBJ), default=None,
+                       help="explained output: logit, prob (softmax probability) or contrast (class-contrastive)")
     return parser
+
+
+#: Yang et al.'s ``-k`` and ``-bg_size`` -> our option of each method (see the module docstring).
+K_OPTION = {"ig": "steps", "ig-uniform": "steps", "ig-sg": "steps", "ig-sq": "steps", "lpi": "n_alphas",
+            "agi": "max_iter"}
+BG_SIZE_OPTION = {"ig-uniform": "n_refs", "ig-sg": "n_refs", "ig-sq": "n_refs", "ig2": "n_refs",
+                  "smoothgrad": "n_samples"}
+EXP_OBJ = {"logit": "logit", "prob": "probability", "contrast": "contrastive"}
+
+
+def recalibration_options(method: str, k: int | None, bg_size: int | None, exp_obj: str | None) -> dict:
+    """Method options for Yang et al.'s ``-k``, ``-bg_size`` and ``-exp_obj`` (None: not given)."""
+    import inspect
+
+    options = {}
+    for flag, value in (("-k", k), ("-bg_size", bg_size)):
+        if value is not None and value < 1:
+            raise InputError(f"{flag} must be >= 1, got {value}")
+    if method == "eg" and (k is not None or bg_size is not None):
+        options["n_samples"] = (k or 1) * (bg_size or 1)
+    else:
+        for flag, value, table in (("-k", k, K_OPTION), ("-bg_size", bg_size, BG_SIZE_OPTION)):
+            if value is None:
+                continue
+            if method not in table:
+                raise InputError(f"--method {method}: {flag} does not apply (it sets "
+                                 f"{', '.join(sorted(set(table.values())))} of {', '.join(sorted(table))}, eg)")
+            options[table[method]] = value
+    if exp_obj is not None:
+        if "output" not in inspect.signature(REGISTRY[method]).parameters:
+            raise InputError(f"--method {method}: -exp_obj does not apply (the method takes no output= option)")
+        options["output"] = EXP_OBJ[exp_obj]
+    return options
 
 
 def parse_options(pairs: Sequence[str]) -> dict:
@@ -95,6 +143,11 @@ def _other_class_images(items: list[ListItem], item: ListItem, root: Path, load,
 def run(args: argparse.Namespace) -> int:
     task = get_model_task(args.model)
     options = parse_options(args.option)
+    paper = recalibration_options(args.method, args.paper_k, args.paper_bg_size, args.paper_exp_obj)
+    clash = sorted(set(paper) & set(options))
+    if clash:
+        raise InputError(f"--option {', '.join(clash)}: also set by -k/-bg_size/-exp_obj; give it once")
+    options.update(paper)
     save_dir = Path(args.save_dir) if args.save_dir else paths.explanations_dir() / task.name / args.method
     ensure_dir(save_dir)
     ready = prepare(task, args)

@@ -1,10 +1,13 @@
 """Gradient baselines — InputGrad (``saliency``), Input×Gradient (``ixg``), SmoothGrad
-(``smoothgrad``), FullGrad (``fullgrad``) — and the gradient helpers the path methods share.
+(``smoothgrad``), Input×Gradient with SmoothGrad (``ixg-sg``), FullGrad (``fullgrad``) — and the
+gradient helpers the path methods share.
 
 Conventions (shared with :mod:`baseline_attribution.path`)
 ----------------------------------------------------------
 * **Differentiated output**: the target class's **logit** by default; ``output="probability"``
-  differentiates its softmax probability instead (:func:`target_scores`).
+  differentiates its softmax probability instead; ``output="contrastive"`` the class-contrastive
+  score of Wang & Wang (NeurIPS 2022, "Why Not Other Classes?"): the target logit minus the
+  softmax-weighted mean of the other logits, the weights held constant (:func:`select_scores`).
 * **Space**: every gradient is taken with respect to the B×3×H×W RGB image in [0, 1] that the
   caller passes (the scorer normalises internally), through ``model.logits`` under
   :func:`torch.enable_grad` — so the methods also work when called inside ``torch.no_grad()``.
@@ -25,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from submodular_attribution.common.images import IMAGENET_STD
+
 from .base import AttributionModel, register
 
 __all__ = [
@@ -32,18 +37,20 @@ __all__ = [
     "fullgrad",
     "fullgrad_terms",
     "input_x_gradient",
+    "ixg_smoothgrad",
     "make_generator",
     "randn",
     "rand",
     "reduce_channels",
     "saliency",
+    "select_scores",
     "smoothgrad",
     "target_gradients",
     "target_scores",
 ]
 
 #: What a gradient method may differentiate.
-OUTPUTS = ("logit", "probability")
+OUTPUTS = ("logit", "probability", "contrastive")
 
 
 # --------------------------------------------------------------------------------------------
@@ -56,16 +63,46 @@ def check_output(output: str) -> None:
 
 
 def scores_from_logits(logits: torch.Tensor, output: str) -> torch.Tensor:
-    """B×C logits -> B×C scores of the kind ``output`` names (logits or softmax probabilities)."""
+    """B×C logits -> B×C scores of the kind ``output`` names (logits or softmax probabilities).
+
+    Not for ``output="contrastive"``, whose score depends on the target: use :func:`select_scores`."""
     check_output(output)
+    if output == "contrastive":
+        raise ValueError("contrastive scores depend on the target class; use select_scores(logits, targets, output)")
     return logits if output == "logit" else logits.softmax(dim=-1)
+
+
+def contrastive_scores(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Class-contrastive score of each row's target (Wang & Wang, NeurIPS 2022): B values
+
+        φ_t = y_t − Σ_{s≠t} α_s y_s,   α_s = exp(y_s) / Σ_{k≠t} exp(y_k)  (softmax over the other logits),
+
+    with α **detached**, so that ∇φ_t = ∇y_t − Σ_{s≠t} α_s ∇y_s — their weighted contrast of the
+    target's gradient against the other classes'. It equals ∇log p_t / (1 − p_t) (p = softmax(y)),
+    hence Σ_t p_t (1 − p_t) ∇φ_t = Σ_t ∇p_t = 0. (Yang et al.'s re-calibration code, ``-exp_obj
+    contrast``, also differentiates through α; we follow the contrastive paper.)
+    """
+    targets = targets.reshape(-1, 1).long()
+    target_logit = logits.gather(1, targets).squeeze(1)
+    others = logits.detach().scatter(1, targets, float("-inf"))
+    weights = others.softmax(dim=-1)  # zero at the target
+    return target_logit - (weights * logits).sum(dim=-1)
+
+
+def select_scores(logits: torch.Tensor, targets: torch.Tensor, output: str) -> torch.Tensor:
+    """The score of each row's target, B values: its logit, softmax probability or
+    class-contrastive score (:func:`contrastive_scores`), as ``output`` names."""
+    check_output(output)
+    if output == "contrastive":
+        return contrastive_scores(logits, targets)
+    return scores_from_logits(logits, output).gather(1, targets.reshape(-1, 1).long()).squeeze(1)
 
 
 def target_scores(model: AttributionModel, images: torch.Tensor, targets: torch.Tensor,
                   output: str = "logit") -> torch.Tensor:
-    """The differentiable score f_t(x) of each image's target: B values (logit or probability)."""
-    scores = scores_from_logits(model.logits(images), output)
-    return scores.gather(1, targets.reshape(-1, 1).long()).squeeze(1)
+    """The differentiable score f_t(x) of each image's target: B values (logit, probability or
+    class-contrastive score, :func:`select_scores`)."""
+    return select_scores(model.logits(images), targets, output)
 
 
 def _grad(total: torch.Tensor, wrt: torch.Tensor, retain_graph: bool = False) -> torch.Tensor:
@@ -156,10 +193,28 @@ def saliency(model: AttributionModel, images: torch.Tensor, targets: torch.Tenso
 
 @register("ixg")
 def input_x_gradient(model: AttributionModel, images: torch.Tensor, targets: torch.Tensor, *,
-                     output: str = "logit", absolute: bool = False) -> torch.Tensor:
-    """Input × Gradient (Shrikumar et al. 2016): x ⊙ ∂f_t/∂x, summed over channels."""
+                     output: str = "logit", absolute: bool = False, baseline=0.0) -> torch.Tensor:
+    """Input × Gradient (Shrikumar et al. 2016): (x − b) ⊙ ∂f_t/∂x, summed over channels.
+
+    ``baseline`` b (a float, 3 RGB values or a tensor broadcastable to the images) is 0 by
+    default; b = the normalisation mean gives the normalised input times the gradient with
+    respect to the normalised input, what captum computes on a model that takes normalised
+    images (the benchmark's IxG)."""
     g = target_gradients(model, images, targets, output)
-    return reduce_channels(images * g, absolute)
+    return reduce_channels((images - _as_baseline(baseline, images)) * g, absolute)
+
+
+def _as_baseline(baseline, images: torch.Tensor) -> torch.Tensor:
+    """A float, 3 per-channel values or a tensor, broadcastable to B×3×H×W."""
+    b = torch.as_tensor(baseline, dtype=images.dtype, device=images.device)
+    if b.ndim == 1 and b.numel() == images.shape[1]:
+        b = b.view(1, -1, 1, 1)
+    try:
+        torch.broadcast_shapes(b.shape, images.shape)
+    except RuntimeError:
+        raise ValueError(f"baseline of shape {tuple(b.shape)} does not broadcast to the images "
+                         f"{tuple(images.shape)}") from None
+    return b
 
 
 @register("smoothgrad")
@@ -179,6 +234,43 @@ def smoothgrad(model: AttributionModel, images: torch.Tensor, targets: torch.Ten
         sigma = noise_level * (x.max() - x.min())
         points = x.unsqueeze(0) + sigma * randn((n_samples, *x.shape), gen, x)
         means.append(target_gradients(model, points, t.reshape(1), output).mean(dim=0))
+    return reduce_channels(torch.stack(means), absolute)
+
+
+#: Input×Gradient + SmoothGrad as Hesse et al.'s benchmark code runs it (captum's NoiseTunnel
+#: defaults there): 4 noisy copies, noise σ = 1.0 in ImageNet-normalised input space, i.e. the
+#: ImageNet std per RGB channel in [0, 1] pixel space.
+IXG_SG_SAMPLES = 4
+
+
+@register("ixg-sg")
+def ixg_smoothgrad(model: AttributionModel, images: torch.Tensor, targets: torch.Tensor, *,
+                   n_samples: int = IXG_SG_SAMPLES, noise_std=IMAGENET_STD, output: str = "logit",
+                   absolute: bool = False, baseline=0.0, seed: int | None = 0) -> torch.Tensor:
+    """Input×Gradient with SmoothGrad (IxG-SG of Hesse et al., NeurIPS 2024): for ``n_samples``
+    noisy copies x̃ = x + σ ⊙ ε, ε ~ N(0, I) (not clipped), the mean of (x̃ − b) ⊙ ∂f_t/∂x̃ — the
+    noisy input times its own gradient, as captum's ``NoiseTunnel(InputXGradient)`` computes it —
+    then summed over channels (``absolute=True``: sum of |·|). ``baseline`` b as in ``ixg``.
+
+    ``noise_std``: σ in [0, 1] RGB pixel space, a float or one value per channel. The default
+    (0.229, 0.224, 0.225) is the benchmark code's ``stdevs=1.0`` in ImageNet-normalised space;
+    ``n_samples=4`` is its ``nt_samples``. The benchmark multiplies the *normalised* input by
+    the gradient; here, as in ``ixg``, the [0, 1] input the caller passes.
+    """
+    if n_samples < 1:
+        raise ValueError("n_samples must be >= 1")
+    sigma = torch.as_tensor(noise_std, dtype=images.dtype, device=images.device).reshape(-1)
+    if sigma.numel() not in (1, images.shape[1]) or bool((sigma < 0).any()):
+        raise ValueError(f"noise_std must be one value or one per channel, all >= 0; got {noise_std!r}")
+    sigma = sigma.view(1, -1, 1, 1)
+    base = _as_baseline(baseline, images)
+    per_image = base.ndim == 4 and base.shape[0] == len(images) > 1
+    gen = make_generator(seed)
+    means = []
+    for i, (x, t) in enumerate(zip(images, targets)):
+        points = x.unsqueeze(0) + sigma * randn((n_samples, *x.shape), gen, x)
+        g = target_gradients(model, points, t.reshape(1), output)
+        means.append(((points - (base[i:i + 1] if per_image else base)) * g).mean(dim=0))
     return reduce_channels(torch.stack(means), absolute)
 
 

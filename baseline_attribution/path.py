@@ -15,6 +15,11 @@ is paired with every one of its K coefficients** (R·K gradient evaluations per 
 reference code of Yang et al. pairs reference ``(r·K + k) mod R`` with coefficient k, a bug).
 Attribution: A = Σ_r w_r (x − r) ⊙ (1/K) Σ_k ∇f_t(r + α_{r,k}(x − r)).
 
+Class-contrastive gradients (``output="contrastive"``, Wang & Wang, NeurIPS 2022), available on
+every method here and combinable with re-calibration: f_t is the target logit minus the
+softmax-weighted mean of the other logits, the weights held constant
+(:func:`baseline_attribution.gradient.contrastive_scores`) — Yang et al.'s ``-exp_obj contrast``.
+
 Re-calibration (``recalibrate=True``, Yang et al., ICLR 2023), available on every method here:
 with sample points x_m, g_m = ∇f_t(x_m) and the point's weight ω_m (w_r/K above; 1/(n·k) on the
 AGI and IG² paths, n paths of up to k steps), per feature i
@@ -76,7 +81,7 @@ from collections import OrderedDict
 import torch
 
 from .base import AttributionModel, register
-from .gradient import (_grad, check_output, make_generator, rand, randn, reduce_channels, scores_from_logits,
+from .gradient import (_grad, check_output, make_generator, rand, randn, reduce_channels, select_scores,
                        target_gradients, target_scores)
 
 __all__ = [
@@ -455,7 +460,7 @@ def agi(model: AttributionModel, images: torch.Tensor, targets, *, n_classes: in
                 logits = model.logits(points)
                 reached = logits.detach().argmax(dim=1) == adv[idx]
                 g_adv = _grad(logits.gather(1, adv[idx].view(-1, 1)).sum(), points, retain_graph=True)
-                f = scores_from_logits(logits, output).gather(1, tgt[idx].view(-1, 1))
+                f = select_scores(logits, tgt[idx], output)
                 g_t = _grad(f.sum(), points)
             points = points.detach()
             move = ~reached if early_stop else torch.ones_like(reached)
@@ -536,7 +541,7 @@ def ig2_attributions(model: AttributionModel, images: torch.Tensor, targets, *, 
             with torch.enable_grad():
                 if representation is None:
                     logits = model.logits(p)
-                    f = scores_from_logits(logits, output).gather(1, tgt.view(-1, 1))
+                    f = select_scores(logits, tgt, output)
                     g_t = _grad(f.sum(), p, retain_graph=True)
                     rep = logits.flatten(1)
                 else:

@@ -445,7 +445,8 @@ def single_deletion_score(model: AttributionModel, image: torch.Tensor, target: 
 
 
 def incremental_deletion(model: AttributionModel, image: torch.Tensor, target: int, saliency, *,
-                         order: str = "ascending", steps: int = 32, baseline: Fill = None) -> float:
+                         order: str = "ascending", steps: int = 32, baseline: Fill = None,
+                         update_attribution: Callable[[torch.Tensor], object] | None = None) -> float:
     """Incremental deletion score of one image.
 
     α_i = linspace(0, 1, ``steps``, endpoint=False) (default 32 steps: 0, 1/32, …, 31/32);
@@ -455,6 +456,13 @@ def incremental_deletion(model: AttributionModel, image: torch.Tensor, target: i
     (``None`` = zeros in normalised space, see :func:`normalisation_mean`, as for the Single
     Deletion Score). Score: mean over the steps of the target's softmax probability (the
     first step is the intact image). No AUC: a plain mean over equally spaced α.
+
+    ``update_attribution`` (Hesse et al.'s ``--id_update_attribution``): a function
+    ``image (3×H×W, the partly deleted image) -> H×W map`` called before every step i ≥ 2 on the
+    image as deleted through step i − 1 (``steps`` − 2 calls; ``saliency`` is the intact image's
+    map and serves step 1). Each step then deletes the k_i pixels ranked first by the newest map,
+    with the pixels deleted so far forced first (so the deleted set only grows), ties in raster
+    order. A map that never changes gives the same score as ``update_attribution=None``.
     """
     if order not in ("ascending", "descending"):
         raise ValueError(f"order must be 'ascending' or 'descending', got {order!r}")
@@ -464,9 +472,31 @@ def incremental_deletion(model: AttributionModel, image: torch.Tensor, target: i
     sal = _saliency(saliency, tuple(image.shape[1:]))
     n = sal.size
     ks = (np.arange(steps) * n) // steps  # ⌊α·n⌋ computed exactly in integers
-    rank = _rank(sal, descending=order == "descending")
     fill = _fill(normalisation_mean(model) if baseline is None else baseline, image)
+    if update_attribution is not None:
+        return _incremental_deletion_updated(model, image, target, sal, ks, order, fill, update_attribution)
+    rank = _rank(sal, descending=order == "descending")
     return float(_reveal_scores(model, image, target, rank, ks, image, fill, "prob").mean())
+
+
+def _incremental_deletion_updated(model, image, target, sal: np.ndarray, ks: np.ndarray, order: str,
+                                  fill: torch.Tensor, update) -> float:
+    """:func:`incremental_deletion` with the map recomputed before every step i ≥ 2."""
+    n = sal.size
+    raster = np.arange(n)
+    deleted = np.zeros(n, dtype=bool)
+    current = image.clone()
+    scores = []
+    for i, k in enumerate(ks):
+        if i >= 2:
+            sal = _saliency(update(current.clone()), tuple(image.shape[1:]))
+        key = -sal.ravel() if order == "descending" else sal.ravel()
+        chosen = np.lexsort((raster, key, ~deleted))[:k]  # deleted pixels first, then by the map
+        deleted[chosen] = True
+        mask = torch.as_tensor(deleted.reshape(sal.shape), device=image.device)
+        current = torch.where(mask[None], fill, image)
+        scores.append(_score(model, lambda lo, hi, x=current: x[None], 1, target, "prob")[0])
+    return float(np.mean(scores))
 
 
 # --------------------------------------------------------------------------- highest confidence

@@ -5,6 +5,7 @@ import timm
 import torch
 
 from baseline_attribution import REGISTRY, attribute, attribution_model
+from submodular_attribution.common.errors import InputError
 from submodular_attribution.models import ClassifierScorer
 from submodular_attribution.shapes import ShapesCNN, build_scorer
 
@@ -14,7 +15,9 @@ CHEAP = {"rise": {"N": 64}, "rise-u": {"N": 64}, "lime": {"num_samples": 64}, "h
          "ig2": {"steps": 8}, "lpi": {"num_centres": 2, "n_alphas": 3}, "eg": {"n_samples": 8},
          "smoothgrad": {"n_samples": 4}, "smoothgradcam++": {"n_samples": 2}, "ig": {"steps": 8},
          "ig-uniform": {"n_refs": 2, "steps": 4}, "ig-sg": {"n_refs": 2, "steps": 4}, "ig-sq": {"n_refs": 2, "steps": 4}}
-ATTENTION_ONLY = {"rollout", "transformer-attribution"}
+ATTENTION_ONLY = {"rollout", "transformer-attribution", "chefer-lrp"}
+# a model's own explanation: refused for every other architecture (tests/test_baselines_intrinsic.py runs them)
+OWN_ARCHITECTURE_ONLY = {"bcos": "B-cos network", "bagnet": "BagNet"}
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +34,10 @@ def models():
 def test_method_runs(models, arch, method):
     model, images = models[arch]
     targets = [1, 2]
+    if method in OWN_ARCHITECTURE_ONLY:
+        with pytest.raises(InputError, match=f"{method}: needs a {OWN_ARCHITECTURE_ONLY[method]}"):
+            attribute(method, model, images, targets)
+        return
     if arch == "cnn" and method in ATTENTION_ONLY:
         with pytest.raises(TypeError, match="supports timm VisionTransformer-style models only"):
             attribute(method, model, images, targets)

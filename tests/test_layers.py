@@ -5,7 +5,8 @@ Layers, lowest first (the first matching prefix decides a module's layer):
 
 0 io        submodular_attribution.common          shared I/O and formats
 1 regions   submodular_attribution.regions, utils   region divisions
-2 models    scorers, adapters, the default benchmark, the task registry and shared front-end flags
+2 models    scorers, adapters, architectures, the embedded image/audio/detection defaults, the task
+            registry and shared front-end flags
 3 methods   the SMDL engine (submodular_attribution.*)  |  baseline_attribution.*
 4 analysis  visualization.*  <  evals.*             (evals may draw figures, figures never evaluate)
 5 apps      submodular_attribution.apps, the package's public face, SAM_mask_generate
@@ -28,6 +29,9 @@ LAYERS: list[tuple[str, float, str]] = [
     ("submodular_attribution.models", 2, "models"),
     ("submodular_attribution.adapters", 2, "models"),
     ("submodular_attribution.shapes", 2, "models"),
+    ("submodular_attribution.audio", 2, "models"),
+    ("submodular_attribution.archs", 2, "models"),
+    ("submodular_attribution.detection", 2, "models"),
     ("submodular_attribution.class_names", 2, "models"),
     ("submodular_attribution.families", 2, "models"),
     ("submodular_attribution.tasks", 2, "models"),

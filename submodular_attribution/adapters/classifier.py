@@ -33,6 +33,7 @@ from ..common.errors import InputError
 from ..common.images import IMAGENET_MEAN, IMAGENET_STD
 from ..models import ClassifierScorer
 from ..common.checkpoints import load_state, load_weights
+from ..archs import REGISTRY as BENCHMARK_ARCHS, build_arch
 
 TIMM_PREFIX = "timm:"
 
@@ -77,6 +78,8 @@ def _build_torchvision(arch: str, num_classes: int, input_size: tuple[int, int] 
         timm = _timm()
         # a timm name given without its prefix: point at the spelling that works
         extra = [TIMM_PREFIX + arch] if timm is not None and timm.is_model(arch) else []
+        # a clear misspelling of the attribution benchmark's own names (xresnet50, bagnet) first
+        extra = difflib.get_close_matches(arch, list(BENCHMARK_ARCHS), n=1, cutoff=0.85) + extra
         raise _unknown(arch, names, extra)
     kwargs: dict = dict(_TORCHVISION_KWARGS.get(arch, {}))
     if input_size is not None:
@@ -142,7 +145,9 @@ def _build_timm(arch: str, num_classes: int, input_size: tuple[int, int] | None,
 def build_classifier(arch: str, num_classes: int, input_size: tuple[int, int] | None = None) -> tuple[nn.Module, dict]:
     """Build a randomly initialised classifier with ``num_classes`` outputs.
 
-    ``arch`` is a torchvision classification name (``resnet101``) or ``timm:<name>``.
+    ``arch`` is a torchvision classification name (``resnet101``), ``timm:<name>``, or one of the
+    attribution benchmark's architectures (:data:`submodular_attribution.archs.REGISTRY`:
+    ``fixup_resnet50``, ``x_resnet50``, ``x_vgg16``, ``bcos_resnet50``, ``bagnet33``).
     ``input_size`` = (H, W) resizes the architectures whose shape depends on it (torchvision
     ``vit_*`` — square only — and ``maxvit_t``; timm ViT/Swin and others accepting ``img_size``);
     convolutional networks pool adaptively and ignore it.
@@ -156,6 +161,8 @@ def build_classifier(arch: str, num_classes: int, input_size: tuple[int, int] | 
     if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral) or num_classes < 1:
         raise InputError(f"{arch}: number of classes must be a positive integer, got {num_classes!r}")
     num_classes = int(num_classes)
+    if arch in BENCHMARK_ARCHS:  # the attribution benchmark's own architectures (submodular_attribution.archs)
+        return build_arch(arch, num_classes, input_size)
     if arch.startswith(TIMM_PREFIX):
         return _build_timm(arch, num_classes, input_size)
     return _build_torchvision(arch, num_classes, input_size)
@@ -444,7 +451,11 @@ def build_classifier_scorer(
     (missing file, unreadable file, wrong keys or shapes) are one-line :class:`InputError`s.
     """
     published = published_weights(arch, weights, pretrained)
-    if published is None:
+    if arch.startswith("keras:"):  # a file written by convert_keras (adapters/keras_nets.py)
+        from .keras_nets import load_keras_classifier
+
+        net, prep = load_keras_classifier(arch, checkpoint, num_classes, input_size)
+    elif published is None:
         if checkpoint is None:
             raise InputError(f"--checkpoint is required for {arch}")
         net, prep = build_classifier(arch, num_classes, input_size)

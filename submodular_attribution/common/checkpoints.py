@@ -1,6 +1,7 @@
 """Loading user weights into a freshly built model, with one-line errors naming the file."""
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from typing import Iterable
 
@@ -24,7 +25,10 @@ def read_tensor_file(path: str | Path, what: str = "checkpoint") -> object:
             from safetensors.torch import load_file
 
             return load_file(str(path), device="cpu")
-        return torch.load(path, map_location="cpu", weights_only=True)
+        # training scripts store their argparse.Namespace under "args" (e.g. the attribution
+        # benchmark's *_checkpoint_best.pth.tar); it holds plain values, so allow that one class
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for a corrupt or foreign file
         raise InputError(f"{path}: cannot read {what} ({type(err).__name__}: {str(err).splitlines()[0]})") from None
 
