@@ -57,6 +57,7 @@ from submodular_attribution.frontend import check_common, model_parser, prepare
 from submodular_attribution.regions import RegionDivider
 from submodular_attribution.search import explain
 from submodular_attribution.search_methods import OPTIONS
+from submodular_attribution.audio import load_mask as load_event_mask
 from submodular_attribution.shapes import load_mask
 from submodular_attribution.tasks import ALIASES, TASK_NAMES
 from visualization.overlay import save_curves_figure
@@ -141,7 +142,8 @@ def _explain_smdl(settings: SMDLSettings, scorer, divider, image: np.ndarray, x:
 
 
 def _row(args, settings, scorer, model: CountingModel, divider, method: str, item: ListItem, root: Path) -> dict:
-    image = load_image_rgb(root / item.path, tuple(args.input_size))
+    load = get_smdl_task(args.model).model.load_input or load_image_rgb  # an audio task reads a WAV file
+    image = load(root / item.path, tuple(args.input_size))
     x = image_tensor(image).to(model.device)
     target = item.label if args.target == "label" else int(model.batched_probs(x[None]).argmax())
     start = time.perf_counter()
@@ -163,7 +165,8 @@ def _row(args, settings, scorer, model: CountingModel, divider, method: str, ite
            "incdel_morf": incremental_deletion(model, x, target, saliency, order="descending"),
            "incdel_lerf": incremental_deletion(model, x, target, saliency, order="ascending"),
            "curves": {k: np.asarray(curves[k]).tolist() for k in ("x_ins", "y_ins", "x_del", "y_del")}}
-    mask = load_mask(root / item.path)  # default-benchmark images carry an object mask
+    # the default benchmarks carry an object mask (shapes) or an event mask (audio)
+    mask = (load_event_mask if item.path.lower().endswith(".wav") else load_mask)(root / item.path)
     if mask is not None:
         row["pointing"] = float(pointing_game(saliency, mask))
         row["energy"] = energy_in_mask(saliency, mask)

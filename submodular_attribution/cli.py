@@ -44,7 +44,9 @@ class SMDLTask:
 
     weights_by_search: published λ per search where they differ from ``weights`` (e.g. CLIP's
     bidirectional search); division_options: per division, e.g. ``{"slico": {"ruler": 40.0}}``.
-    save_dir: the result folder's name under ``submodular_results/``.
+    save_dir: the result folder's name under ``submodular_results/``. search, search_options:
+    the published search and option values (e.g. ``{"pending_samples": 12}``), used where the
+    flags are not given.
     """
 
     model: ModelTask
@@ -54,6 +56,8 @@ class SMDLTask:
     division: str = "slico"
     division_options: dict = field(default_factory=dict)
     weights_by_search: dict = field(default_factory=dict)
+    search: str = "greedy"
+    search_options: dict = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -100,11 +104,13 @@ def add_smdl_arguments(parser: argparse.ArgumentParser, task: SMDLTask) -> None:
                                default=None, metavar="W", help=f"default: {defaults[i]}{extra}")
 
     search = parser.add_argument_group("search")
-    search.add_argument("--search", choices=tuple(SEARCHES), default="greedy",
+    search.add_argument("--search", choices=tuple(SEARCHES), default=task.search,
                         help="; ".join(f"{name}: {spec.summary}" for name, spec in SEARCHES.items()))
     for name, option in OPTIONS.items():
         users = {s: spec.defaults[name] for s, spec in SEARCHES.items() if name in spec.defaults}
         defaults = ", ".join(f"{value} ({s})" for s, value in users.items())
+        if name in task.search_options:
+            defaults = f"{task.search_options[name]} for this task; otherwise {defaults}"
         search.add_argument(option.flag(name), dest=name, type=option.type, default=None,
                             help=f"{option.help} (default: {defaults})")
 
@@ -154,7 +160,8 @@ def smdl_settings(task: SMDLTask, args: argparse.Namespace) -> SMDLSettings:
         options=task.division_options.get(args.division, {}), sam_masks=args.sam_masks,
         sam_checkpoint=args.sam_checkpoint, sam_model_type=args.sam_model_type, prior_dir=args.prior_dir,
         grid=args.grid, per_region=args.per_region)
-    options = SEARCHES[args.search].options({name: getattr(args, name) for name in OPTIONS})
+    given = {name: getattr(args, name) for name in OPTIONS}
+    options = SEARCHES[args.search].options({**task.search_options, **{k: v for k, v in given.items() if v is not None}})
     return SMDLSettings(division, Weights.from_positional(*lambdas), args.search, options, args.precision)
 
 
@@ -226,7 +233,7 @@ def run(task: SMDLTask, args: argparse.Namespace) -> RunOutcome:
           file=sys.stderr)
 
     def load(item: ListItem) -> tuple[np.ndarray, np.ndarray]:
-        image = load_image_rgb(ready.root / item.path, input_size)
+        image = (task.model.load_input or load_image_rgb)(ready.root / item.path, input_size)
         return image, divider(image, item)
 
     def explain_group(group: list[tuple[ListItem, tuple[np.ndarray, np.ndarray]]]) -> list[tuple[int, float]]:

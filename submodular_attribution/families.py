@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
+import numpy as np
 import torch
 
 from .common import paths
@@ -31,6 +32,10 @@ class ModelTask:
     prepare: called before the list is read (e.g. to generate the default benchmark's images).
     class_names: the class names, in index order, that the parsed flags give (None: unknown);
         read them through :meth:`class_names_for`, which checks them against the built model.
+    load_input(path, (H, W)): reads one list item's file and returns the H×W×3 uint8 array that
+        the region divider splits and the scorer receives (as [0, 1] floats, via
+        ``common.images.image_tensor``); an unreadable file is an InputError naming it. None: the
+        item is an image file (``common.images.load_image_rgb``).
     """
 
     name: str
@@ -43,6 +48,7 @@ class ModelTask:
     batch_size: int = 64
     prepare: Callable[[argparse.Namespace], None] | None = None
     class_names: Callable[[argparse.Namespace], Sequence[str] | None] | None = None
+    load_input: Callable[[Path, tuple[int, int]], np.ndarray] | None = None
 
     def class_names_for(self, args: argparse.Namespace, num_classes: int) -> list[str] | None:
         """The names of a model with ``num_classes`` outputs (call once the scorer is built).
@@ -131,14 +137,20 @@ def clip_model(*, name: str, description: str, model_name: str, checkpoint: str,
 
 
 def classifier_model(*, name: str, description: str, arch: str, checkpoint: str, num_classes: int,
-                     input_size: int = 224, class_names: Callable[[], list[str]] | None = None) -> ModelTask:
-    """A single-modal classifier (torchvision or ``timm:`` name); embeddings are pooled features.
+                     input_size: int = 224, class_names: Callable[[], list[str]] | None = None,
+                     uncertainty: bool = False) -> ModelTask:
+    """A single-modal classifier (torchvision, ``timm:`` or ``keras:`` name); embeddings are pooled
+    features.
 
     ``class_names``: the task's names for a ``num_classes`` head (a ``--class-names`` file, or
-    published weights' own names, come first)."""
+    published weights' own names, come first). ``uncertainty``: offer ``--uncertainty-head`` (an
+    evidential network, as the original's CUB model has) for the EDL confidence term."""
 
     def add_arguments(group: argparse._ArgumentGroup) -> None:
-        group.add_argument("--arch", default=arch, help="torchvision name (resnet101, vit_b_16, ...) or timm:<name>")
+        group.add_argument("--arch", default=arch,
+                           help="torchvision name (resnet101, vit_b_16, ...), timm:<name>, keras:<name> (a file converted by "
+                                "convert_keras: keras:resnet101, keras:mobilenet_v2, keras:vgg19), or one of the "
+                                "attribution benchmark's fixup_resnet50, x_resnet50, x_vgg16, bcos_resnet50, bagnet33")
         group.add_argument("--num-classes", type=int, default=None,
                            help=f"classes of the checkpoint's head (default: {num_classes}; "
                                 "with --weights/--pretrained: the weights' own)")
@@ -152,6 +164,9 @@ def classifier_model(*, name: str, description: str, arch: str, checkpoint: str,
                            help="timm:<name> only: timm's published weights (a tag such as augreg_in21k_ft_in1k, "
                                 "or default), read from the Hugging Face cache; --checkpoint is then not used")
         add_download_argument(group)
+        if uncertainty:
+            group.add_argument("--uncertainty-head", default=None, metavar="FILE",
+                               help="evidential network (cub-resnet101-edl.pth); enables the EDL confidence term")
 
     def names(args: argparse.Namespace) -> list[str] | None:
         if args.class_names:
@@ -179,6 +194,10 @@ def classifier_model(*, name: str, description: str, arch: str, checkpoint: str,
             h, w = args.input_size
             print(f"note: {published.label} was evaluated at {published.describe_size()}; "
                   f"images are resized to --input-size {h}×{w}", file=sys.stderr)
+        if uncertainty:
+            from .adapters.edl import attach_cub_edl
+
+            scorer = attach_cub_edl(scorer, args.uncertainty_head)
         return scorer
 
     return ModelTask(name=name, description=description, build_scorer=build, input_size=(input_size, input_size),
@@ -206,6 +225,84 @@ def face_model(*, name: str, description: str, checkpoint: str, prototypes: str 
 
     return ModelTask(name=name, description=description, build_scorer=build, input_size=(112, 112),
                      checkpoint=checkpoint, add_arguments=add_arguments)
+
+
+def _zero_shot_arguments(group: argparse._ArgumentGroup, what: str) -> None:
+    group.add_argument("--class-names", default=None, metavar="FILE",
+                       help=f"file with one class name per line, in index order, instead of the task's {what} names")
+    group.add_argument("--semantic-cache", default=str(paths.ckpt_dir() / "semantic_features"),
+                       help="where text prototypes are cached")
+
+
+def imagebind_model(*, name: str, description: str, modality: str, checkpoint: str = "imagebind_huge.pth") -> ModelTask:
+    """Zero-shot ImageBind (``imagebind_huge``) on ``vision`` (ImageNet names, CLIP's 80 templates,
+    224×224 images) or ``audio`` (VGGSound's 309 names, "a sound of {}", sound files read as
+    128×204 spectrogram images, one channel per clip); embeddings are the unit embeddings."""
+
+    def classes(args: argparse.Namespace) -> list[str] | None:
+        if args.class_names:
+            return _read_class_names(args.class_names)
+        if modality == "audio":
+            from .adapters.imagebind import vggsound_classes
+
+            return vggsound_classes()
+        from .class_names import imagenet_classes
+
+        return _task_names(imagenet_classes)
+
+    def build(args: argparse.Namespace, device: torch.device, embeddings: bool):
+        from .adapters.imagebind import VGGSOUND_TEMPLATES, build_imagebind_scorer
+
+        if modality == "audio":
+            templates = list(VGGSOUND_TEMPLATES)
+        else:
+            from .class_names import imagenet_templates
+
+            templates = imagenet_templates()
+        names = classes(args)
+        if names is None:
+            raise InputError("the ImageNet class names come from open_clip_torch (pip install open_clip_torch), "
+                             "or pass --class-names FILE")
+        return build_imagebind_scorer(args.checkpoint, modality, names, templates, device=device,
+                                      cache_dir=args.semantic_cache)
+
+    load_input = None
+    input_size = (224, 224)
+    if modality == "audio":
+        from .adapters.imagebind_audio import IMAGE_SIZE, spectrogram_image
+
+        load_input, input_size = spectrogram_image, IMAGE_SIZE
+    return ModelTask(name=name, description=description, build_scorer=build, input_size=input_size,
+                     checkpoint=checkpoint, add_arguments=lambda group: _zero_shot_arguments(
+                         group, "VGGSound" if modality == "audio" else "ImageNet"),
+                     class_names=classes, load_input=load_input)
+
+
+def languagebind_model(*, name: str, description: str, checkpoint: str = "LanguageBind_Image") -> ModelTask:
+    """Zero-shot LanguageBind image tower (ImageNet names, CLIP's 80 templates); ``--checkpoint``
+    is the release folder (config, weights, tokenizer files)."""
+
+    def classes(args: argparse.Namespace) -> list[str] | None:
+        if args.class_names:
+            return _read_class_names(args.class_names)
+        from .class_names import imagenet_classes
+
+        return _task_names(imagenet_classes)
+
+    def build(args: argparse.Namespace, device: torch.device, embeddings: bool):
+        from .adapters.languagebind import build_languagebind_scorer
+        from .class_names import imagenet_templates
+
+        names = classes(args)
+        if names is None:
+            raise InputError("the ImageNet class names come from open_clip_torch (pip install open_clip_torch), "
+                             "or pass --class-names FILE")
+        return build_languagebind_scorer(args.checkpoint, names, imagenet_templates(), device=device,
+                                         cache_dir=args.semantic_cache)
+
+    return ModelTask(name=name, description=description, build_scorer=build, input_size=(224, 224),
+                     checkpoint=checkpoint, add_arguments=lambda group: _zero_shot_arguments(group, "ImageNet"),
+                     class_names=classes)
 
 
 SHAPES_LIST = "datasets/shapes/eval_list.txt"
@@ -241,3 +338,40 @@ def shapes_model() -> ModelTask:
     return ModelTask(name="shapes", description="the embedded default: coloured shapes on photographs, small CNN",
                      build_scorer=build, input_size=(IMAGE_SIZE, IMAGE_SIZE), checkpoint="shapes_cnn.pt",
                      eval_list=SHAPES_LIST, prepare=prepare, class_names=class_names)
+
+
+AUDIO_LIST = "datasets/audio/eval_list.txt"
+
+
+def audio_model() -> ModelTask:
+    """The embedded audio default: synthetic clips (one time–frequency event over real-looking
+    background noise), their 80×80 log-mel spectrogram images, a small CNN trained at first use."""
+    from .audio.features import IMAGE_SHAPE, load_spectrogram_image
+
+    def build(args: argparse.Namespace, device: torch.device, embeddings: bool):
+        from .audio import build_scorer, load_or_train_default
+
+        try:
+            with file_lock(args.checkpoint):  # under torchrun, one rank trains and the others reuse it
+                net, _ = load_or_train_default(args.checkpoint, device=device, seed=0)
+        except RuntimeError as err:
+            raise InputError(str(err)) from None
+        return build_scorer(net, device)
+
+    def prepare(args: argparse.Namespace) -> None:
+        from .audio import write_eval_set
+
+        default = paths.home() / AUDIO_LIST
+        if Path(args.eval_list).resolve() == default.resolve():
+            with file_lock(default):
+                write_eval_set(default.parent)
+
+    def class_names(args: argparse.Namespace) -> list[str]:
+        from .audio import CLASS_NAMES
+
+        return list(CLASS_NAMES)
+
+    return ModelTask(name="audio", description="the embedded audio default: synthetic sound events over background "
+                     "noise, log-mel spectrogram images, small CNN", build_scorer=build, input_size=IMAGE_SHAPE,
+                     checkpoint="audio_cnn.pt", eval_list=AUDIO_LIST, prepare=prepare, class_names=class_names,
+                     load_input=load_spectrogram_image)

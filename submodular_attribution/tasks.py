@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Callable
 
-from .families import ModelTask, classifier_model, clip_model, face_model, shapes_model
+from .families import (ModelTask, audio_model, classifier_model, clip_model, face_model, imagebind_model,
+                       languagebind_model, shapes_model)
 
 
 def _imagenet_clip() -> ModelTask:
@@ -29,7 +30,8 @@ def _cub() -> ModelTask:
     from .class_names import cub_classes
 
     return classifier_model(name="cub", description="CUB-200-2011 birds, fine-tuned ResNet-101", arch="resnet101",
-                            checkpoint="cub-resnet101.pth", num_classes=200, class_names=cub_classes)
+                            checkpoint="cub-resnet101.pth", num_classes=200, class_names=cub_classes,
+                            uncertainty=True)
 
 
 def _quilt() -> ModelTask:
@@ -47,6 +49,20 @@ def _vggface2() -> ModelTask:
                       checkpoint="vggface2-iresnet100.pth", prototypes="vggface2-prototypes.pt")
 
 
+def _imagenet_imagebind() -> ModelTask:
+    return imagebind_model(name="imagenet_imagebind", modality="vision",
+                           description="ImageNet, zero-shot ImageBind (imagebind_huge, vision)")
+
+
+def _imagenet_languagebind() -> ModelTask:
+    return languagebind_model(name="imagenet_languagebind", description="ImageNet, zero-shot LanguageBind (image tower)")
+
+
+def _vggsound_imagebind() -> ModelTask:
+    return imagebind_model(name="vggsound_imagebind", modality="audio",
+                           description="VGGSound sounds, zero-shot ImageBind (imagebind_huge, audio)")
+
+
 # Name → factory; built on use so that listing names imports no model family.
 MODEL_TASKS: dict[str, Callable[[], ModelTask]] = {
     "shapes": shapes_model,
@@ -56,6 +72,10 @@ MODEL_TASKS: dict[str, Callable[[], ModelTask]] = {
     "quilt": _quilt,
     "celeba": _celeba,
     "vggface2": _vggface2,
+    "audio": audio_model,
+    "imagenet_imagebind": _imagenet_imagebind,
+    "imagenet_languagebind": _imagenet_languagebind,
+    "vggsound_imagebind": _vggsound_imagebind,
 }
 TASK_NAMES: tuple[str, ...] = tuple(MODEL_TASKS)
 ALIASES = {"default": "shapes"}

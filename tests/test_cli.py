@@ -175,6 +175,17 @@ def test_a_failing_image_among_images_explained_together_costs_only_itself(tmp_p
     assert sorted(f.name for f in find_result_files(run_dir)) == ["photo 0.json", "photo 2.json"]
 
 
+def test_a_task_can_publish_its_search_and_options(tmp_path, tiny_list):
+    task = _task(tmp_path, weights=Weights(0.0, 0.0, 1.0, 1.0), search="bidirectional",
+                 search_options={"pending_samples": 3})
+    results = tmp_path / "results"
+    assert _run(task, tiny_list, "--end", "1") == 0
+    assert _run(task, tiny_list, "--end", "1", "--pending-samples", "5") == 0  # the flag wins
+    assert _run(task, tiny_list, "--end", "1", "--search", "greedy") == 0
+    assert sorted(p.name for p in results.iterdir()) == [
+        "slico-0.0-0.0-1.0-1.0", "slico-0.0-0.0-1.0-1.0-pending-samples-3", "slico-0.0-0.0-1.0-1.0-pending-samples-5"]
+
+
 def test_progress_lines_show_in_logs(tmp_path, tiny_list, capsys):
     assert _run(_task(tmp_path), tiny_list) == 0
     err = capsys.readouterr().err  # not a terminal: lines instead of a bar

@@ -80,8 +80,11 @@ def find_photo(record: dict, roots: list[Path], size: tuple[int, int] | None) ->
         return None, f"image {image}: no image root known (pass --datasets)"
     for path in candidates:
         if path.is_file():
+            load = load_image_rgb
+            if path.suffix.lower() == ".wav":  # an audio task's item: the spectrogram image the model saw
+                from submodular_attribution.audio.features import load_spectrogram_image as load
             try:
-                return load_image_rgb(path, size), None
+                return load(path, size), None
             except InputError as err:
                 return None, str(err)
     where = "" if Path(image).is_absolute() else f" under {', '.join(str(r) for r in roots)} (pass --datasets)"

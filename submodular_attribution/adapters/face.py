@@ -12,8 +12,13 @@ The backbone gives a 512-d embedding; one of two heads turns it into class proba
 * **head** — the state dict of an ``nn.Linear(512, C)`` (bias optional):
   ``probs = softmax(W e + b)``.
 
-An optional :class:`EvidentialHead` (its own weights file) adds evidential (EDL) logits, so
-the objective's confidence term becomes 1 − u instead of 1 − normalised entropy.
+An optional uncertainty file adds evidential (EDL) logits, so the objective's confidence term
+becomes 1 − u instead of 1 − normalised entropy: the published ``edl-101-*.pth`` networks (an
+IR-ResNet-100 with ``fc2``, run on the images; see ``adapters/edl.py``) or an
+:class:`EvidentialHead` on the embedding.
+
+Backbones converted from the published Keras models (``python -m
+submodular_attribution.convert_keras IN.h5 OUT.pt --arch iresnet100``) load as any backbone.
 
 Preprocessing: RGB in [0, 1] → ``(x − 0.5) / 0.5`` (i.e. ``(pixel − 127.5) / 127.5``), the
 normalisation insightface trains and evaluates ``arcface_torch`` models with, on **RGB**
@@ -34,6 +39,7 @@ from torch import nn
 from ..common.errors import InputError
 from ..models import ModelOutput, tune_module
 from ..common.checkpoints import load_weights, read_state_dict, read_tensor_file, strip_prefixes
+from .edl import FACE_EDL_SCALE, load_evidential_network, stage_depths
 
 FACE_SIZE = 112
 EMBEDDING_DIM = 512
@@ -83,34 +89,37 @@ class IBasicBlock(nn.Module):
 class IResNet(nn.Module):
     """IR-ResNet face backbone: ``B×3×S×S`` normalised faces → ``B×512`` embeddings.
 
-    ``layers`` gives the number of blocks per stage (widths 64, 128, 256, 512, each stage
-    starting with a stride-2 block). ``input_size`` must be a multiple of 16; the final map is
-    ``input_size/16`` square (7×7 for 112×112), which fixes the size of ``fc``.
+    ``layers`` gives the number of blocks per stage (``widths``, 64, 128, 256, 512 in every
+    published model; each stage starting with a stride-2 block). ``input_size`` must be a
+    multiple of 16; the final map is ``input_size/16`` square (7×7 for 112×112), which fixes the
+    size of ``fc``.
     """
 
     def __init__(self, layers: tuple[int, ...], num_features: int = EMBEDDING_DIM, dropout: float = 0.0,
-                 input_size: int = FACE_SIZE) -> None:
+                 input_size: int = FACE_SIZE, widths: tuple[int, ...] = WIDTHS) -> None:
         super().__init__()
         if len(layers) != 4 or min(layers) < 1:
             raise ValueError(f"IResNet needs four stages of at least one block, got {tuple(layers)}")
         if input_size % 16:
             raise ValueError(f"IResNet input size must be a multiple of 16, got {input_size}")
+        if len(widths) != 4:
+            raise ValueError(f"IResNet needs four stage widths, got {tuple(widths)}")
         self.layers = tuple(int(n) for n in layers)
         self.input_size = input_size
         self.num_features = num_features
-        self.conv1 = _conv3x3(3, WIDTHS[0])
-        self.bn1 = nn.BatchNorm2d(WIDTHS[0], eps=1e-5)
-        self.prelu = nn.PReLU(WIDTHS[0])
-        inplanes = WIDTHS[0]
-        for index, (width, blocks) in enumerate(zip(WIDTHS, self.layers), start=1):
+        self.conv1 = _conv3x3(3, widths[0])
+        self.bn1 = nn.BatchNorm2d(widths[0], eps=1e-5)
+        self.prelu = nn.PReLU(widths[0])
+        inplanes = widths[0]
+        for index, (width, blocks) in enumerate(zip(widths, self.layers), start=1):
             stage = [IBasicBlock(inplanes, width, stride=2)]
             stage += [IBasicBlock(width, width) for _ in range(blocks - 1)]
             setattr(self, f"layer{index}", nn.Sequential(*stage))
             inplanes = width
-        self.bn2 = nn.BatchNorm2d(WIDTHS[-1], eps=1e-5)
+        self.bn2 = nn.BatchNorm2d(widths[-1], eps=1e-5)
         self.dropout = nn.Dropout(p=dropout)
         side = input_size // 16
-        self.fc = nn.Linear(WIDTHS[-1] * side * side, num_features)
+        self.fc = nn.Linear(widths[-1] * side * side, num_features)
         self.features = nn.BatchNorm1d(num_features, eps=1e-5)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -214,7 +223,12 @@ class FaceScorer:
     def __call__(self, images: torch.Tensor) -> ModelOutput:
         embeddings = self.embed(images)
         probs = self.head(embeddings).softmax(dim=-1)
-        evidence = None if self.uncertainty_head is None else self.uncertainty_head(embeddings)
+        if self.uncertainty_head is None:
+            evidence = None
+        elif getattr(self.uncertainty_head, "takes_images", False):  # a published EDL network
+            evidence = self.uncertainty_head(images.to(self.device))
+        else:
+            evidence = self.uncertainty_head(embeddings)
         return ModelOutput(probs=probs, embeddings=embeddings, evidence_logits=evidence)
 
 
@@ -267,6 +281,41 @@ def load_evidential_head(path: str | Path) -> EvidentialHead:
     return load_weights(head, path)
 
 
+class IResNetEDL(IResNet):
+    """The published face EDL network: an IR-ResNet whose 512-d feature goes through
+    ``fc2: Linear(512, C)`` to evidential logits (keys as in ``edl-101-10177.pth``)."""
+
+    def __init__(self, layers: tuple[int, ...], num_classes: int, **kwargs) -> None:
+        super().__init__(layers, **kwargs)
+        self.fc2 = nn.Linear(self.num_features, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(super().forward(x))
+
+
+def load_face_uncertainty(path: str | Path) -> nn.Module:
+    """The ``--uncertainty-head`` file: a published EDL network (keys ``conv1 … features fc2``;
+    an :class:`~.edl.EvidentialNetwork` on the images, scale 5, 112×112) or an
+    :class:`EvidentialHead` (keys ``fc1 fc2``, on the embedding)."""
+    keys = set(strip_prefixes(read_state_dict(path), ["conv1.weight", "fc1.weight"]))
+    if "conv1.weight" not in keys:
+        return load_evidential_head(path)
+
+    def build(state: dict) -> nn.Module:
+        depths = stage_depths(state)
+        if len(depths) != 4 or min(depths) < 1:
+            raise InputError(f"{path}: blocks per stage {list(depths)}: not an IR-ResNet")
+        fc2 = state["fc2.weight"]
+        widths = tuple(int(state[f"layer{s}.0.conv1.weight"].shape[0]) for s in range(1, 5))
+        return IResNetEDL(depths, fc2.shape[0], num_features=fc2.shape[1], widths=widths, input_size=size(state))
+
+    def size(state: dict) -> int:  # fc reads the (size/16)² final map: 112 for every published file
+        widths = int(state["layer4.0.conv1.weight"].shape[0]) if "layer4.0.conv1.weight" in state else WIDTHS[-1]
+        return 16 * int(round((state["fc.weight"].shape[1] / widths) ** 0.5)) if "fc.weight" in state else FACE_SIZE
+
+    return load_evidential_network(path, build, "fc2.weight", FACE_EDL_SCALE, size)
+
+
 def _load_backbone(model: IResNet, path: str | Path) -> IResNet:
     # Checkpoints written before torch 1.1 lack BatchNorm's num_batches_tracked; it is unused in eval.
     counters = [k for k in model.state_dict() if k.endswith("num_batches_tracked")]
@@ -297,7 +346,7 @@ def build_face_scorer(arch: str, checkpoint: str | Path, *, prototypes: str | Pa
     num_classes = classifier.num_classes if prototypes is not None else classifier.out_features
     edl = None
     if uncertainty_head is not None:
-        edl = load_evidential_head(uncertainty_head)
+        edl = load_face_uncertainty(uncertainty_head)
         if edl.num_classes != num_classes:
             raise InputError(f"{uncertainty_head}: evidential head has {edl.num_classes} classes "
                              f"but {source} has {num_classes}")
