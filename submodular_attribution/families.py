@@ -9,7 +9,7 @@ import argparse
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -306,41 +306,47 @@ def languagebind_model(*, name: str, description: str, checkpoint: str = "Langua
 
 
 SHAPES_LIST = "datasets/shapes/eval_list.txt"
+AUDIO_LIST = "datasets/audio/eval_list.txt"
+
+
+def embedded_model(*, name: str, description: str, module: Callable[[], Any], checkpoint: str, eval_list: str,
+                   input_size: tuple[int, int], load_input: Callable | None = None) -> ModelTask:
+    """A default that needs no download. ``module()`` imports its package (``shapes``, ``audio``),
+    which writes the evaluation set at first use (``write_eval_set``), trains the model once
+    (``load_or_train_default``, cached at the checkpoint) and gives ``build_scorer`` and
+    ``CLASS_NAMES``; imported on use, so listing tasks imports no model."""
+
+    def build(args: argparse.Namespace, device: torch.device, embeddings: bool):
+        try:
+            with file_lock(args.checkpoint):  # under torchrun, one rank trains and the others reuse it
+                net, _ = module().load_or_train_default(args.checkpoint, device=device, seed=0)
+        except RuntimeError as err:
+            raise InputError(str(err)) from None
+        return module().build_scorer(net, device)
+
+    def prepare(args: argparse.Namespace) -> None:
+        default = paths.home() / eval_list
+        if Path(args.eval_list).resolve() == default.resolve():
+            with file_lock(default):
+                module().write_eval_set(default.parent)
+
+    return ModelTask(name=name, description=description, build_scorer=build, input_size=input_size,
+                     checkpoint=checkpoint, eval_list=eval_list, prepare=prepare,
+                     class_names=lambda args: list(module().CLASS_NAMES), load_input=load_input)
 
 
 def shapes_model() -> ModelTask:
     """The embedded default: synthetic shapes over real photos and a small CNN trained at first use."""
     from .shapes import IMAGE_SIZE
 
-    def build(args: argparse.Namespace, device: torch.device, embeddings: bool):
-        from .shapes import build_scorer, load_or_train_default
+    def module():
+        from . import shapes
 
-        try:
-            with file_lock(args.checkpoint):  # under torchrun, one rank trains and the others reuse it
-                net, _ = load_or_train_default(args.checkpoint, device=device, seed=0)
-        except RuntimeError as err:
-            raise InputError(str(err)) from None
-        return build_scorer(net, device)
+        return shapes
 
-    def prepare(args: argparse.Namespace) -> None:
-        from .shapes import write_eval_set
-
-        default = paths.home() / SHAPES_LIST
-        if Path(args.eval_list).resolve() == default.resolve():
-            with file_lock(default):
-                write_eval_set(default.parent)
-
-    def class_names(args: argparse.Namespace) -> list[str]:
-        from .shapes import CLASS_NAMES
-
-        return list(CLASS_NAMES)
-
-    return ModelTask(name="shapes", description="the embedded default: coloured shapes on photographs, small CNN",
-                     build_scorer=build, input_size=(IMAGE_SIZE, IMAGE_SIZE), checkpoint="shapes_cnn.pt",
-                     eval_list=SHAPES_LIST, prepare=prepare, class_names=class_names)
-
-
-AUDIO_LIST = "datasets/audio/eval_list.txt"
+    return embedded_model(name="shapes", description="the embedded default: coloured shapes on photographs, small CNN",
+                          module=module, checkpoint="shapes_cnn.pt", eval_list=SHAPES_LIST,
+                          input_size=(IMAGE_SIZE, IMAGE_SIZE))
 
 
 def audio_model() -> ModelTask:
@@ -348,30 +354,12 @@ def audio_model() -> ModelTask:
     background noise), their 80×80 log-mel spectrogram images, a small CNN trained at first use."""
     from .audio.features import IMAGE_SHAPE, load_spectrogram_image
 
-    def build(args: argparse.Namespace, device: torch.device, embeddings: bool):
-        from .audio import build_scorer, load_or_train_default
+    def module():
+        from . import audio
 
-        try:
-            with file_lock(args.checkpoint):  # under torchrun, one rank trains and the others reuse it
-                net, _ = load_or_train_default(args.checkpoint, device=device, seed=0)
-        except RuntimeError as err:
-            raise InputError(str(err)) from None
-        return build_scorer(net, device)
+        return audio
 
-    def prepare(args: argparse.Namespace) -> None:
-        from .audio import write_eval_set
-
-        default = paths.home() / AUDIO_LIST
-        if Path(args.eval_list).resolve() == default.resolve():
-            with file_lock(default):
-                write_eval_set(default.parent)
-
-    def class_names(args: argparse.Namespace) -> list[str]:
-        from .audio import CLASS_NAMES
-
-        return list(CLASS_NAMES)
-
-    return ModelTask(name="audio", description="the embedded audio default: synthetic sound events over background "
-                     "noise, log-mel spectrogram images, small CNN", build_scorer=build, input_size=IMAGE_SHAPE,
-                     checkpoint="audio_cnn.pt", eval_list=AUDIO_LIST, prepare=prepare, class_names=class_names,
-                     load_input=load_spectrogram_image)
+    return embedded_model(name="audio", description="the embedded audio default: synthetic sound events over "
+                          "background noise, log-mel spectrogram images, small CNN", module=module,
+                          checkpoint="audio_cnn.pt", eval_list=AUDIO_LIST, input_size=IMAGE_SHAPE,
+                          load_input=load_spectrogram_image)

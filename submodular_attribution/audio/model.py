@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..common import paths
-from ..common.atomic import atomic_torch_save
+from ..common.trained import load_or_train
 from ..models import ClassifierScorer
 from .data import CLASS_NAMES, DATA_VERSION, EVAL_SEED, NUM_CLASSES, make_split
 from .features import IMAGE_SHAPE
@@ -191,33 +191,9 @@ def load_or_train_default(path: str | Path | None = None, device: str | torch.de
     checkpoint of the same seed, data and model version, else trained and saved there atomically
     (callers that may run in parallel hold a file lock around this, as ``families`` does).
     An unreadable or mismatched file is a ``RuntimeError`` naming it. Returns ``(net, info)``."""
-    path = Path(path) if path is not None else default_checkpoint()
-    device = torch.device(device)
-    if path.exists():
-        try:
-            ckpt = torch.load(path, map_location=device, weights_only=True)
-            info, state_dict = dict(ckpt["info"]), ckpt["state_dict"]
-        except Exception as exc:  # noqa: BLE001 - any failure means the file is unusable
-            raise RuntimeError(f"{path}: cannot read the audio CNN checkpoint ({type(exc).__name__}); "
-                               "delete the file to retrain") from exc
-        if (info.get("seed"), info.get("data_version"), info.get("model_version")) == (seed, DATA_VERSION,
-                                                                                      MODEL_VERSION):
-            net = AudioCNN(len(info.get("class_names", CLASS_NAMES)))
-            try:
-                net.load_state_dict(state_dict)
-            except Exception as exc:  # noqa: BLE001
-                raise RuntimeError(f"{path}: checkpoint does not fit the audio CNN ({type(exc).__name__}); "
-                                   "delete the file to retrain") from exc
-            net.to(device).eval()
-            if verbose:
-                print(f"Loaded the default audio CNN from {path} (held-out accuracy {info['val_accuracy']:.3f})")
-            return net, info
-        if verbose:
-            print(f"{path}: checkpoint is for another seed or data/model version; retraining")
-    if verbose:
-        print(f"Training the default audio CNN into {path} (once; about a minute on CPU) ...", flush=True)
-    net, info = train_audio_cnn(seed=seed, device=device, progress=verbose)
-    atomic_torch_save({"state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()}, "info": info}, path)
-    if verbose:
-        print(f"Trained the default audio CNN in {info['seconds']:.0f} s: held-out accuracy {info['val_accuracy']:.3f}")
-    return net, info
+    return load_or_train(
+        Path(path) if path is not None else default_checkpoint(), what="audio CNN",
+        expected={"seed": seed, "data_version": DATA_VERSION, "model_version": MODEL_VERSION},
+        build=lambda info: AudioCNN(len(info.get("class_names", CLASS_NAMES))),
+        train=lambda: train_audio_cnn(seed=seed, device=device, progress=verbose),
+        quality=lambda info: f"held-out accuracy {info['val_accuracy']:.3f}", device=device, verbose=verbose)

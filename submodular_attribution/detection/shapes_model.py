@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..common import paths
-from ..common.atomic import atomic_torch_save
+from ..common.trained import load_or_train
 from ..shapes.data import CLASS_NAMES, IMAGE_SIZE, NUM_CLASSES
 from ..shapes.model import MEAN, STD, _occlude
 from .matching import Detections
@@ -237,32 +237,9 @@ def load_or_train_detector(path: str | Path | None = None, device: str | torch.d
     """The default detector from ``path`` (default :func:`default_checkpoint`) when it matches the
     current data and model versions and ``seed``, else trained and saved there atomically (the
     caller holds the file lock). An unreadable file is a ``RuntimeError`` naming it."""
-    path = Path(path) if path is not None else default_checkpoint()
-    device = torch.device(device)
-    if path.exists():
-        try:
-            ckpt = torch.load(path, map_location=device, weights_only=True)
-            info, state = dict(ckpt["info"]), ckpt["state_dict"]
-        except Exception as exc:  # noqa: BLE001 - any failure means the file is unusable
-            raise RuntimeError(f"{path}: cannot read the shapes detector checkpoint ({type(exc).__name__}); "
-                               "delete the file to retrain") from exc
-        if (info.get("seed"), info.get("data_version"), info.get("model_version")) == (seed, DATA_VERSION, MODEL_VERSION):
-            net = ShapesDetector()
-            try:
-                net.load_state_dict(state)
-            except Exception as exc:  # noqa: BLE001
-                raise RuntimeError(f"{path}: checkpoint does not fit the shapes detector ({type(exc).__name__}); "
-                                   "delete the file to retrain") from exc
-            if verbose:
-                print(f"Loaded the default shapes detector from {path} (held-out recall@0.5 {info['recall_iou50']:.3f})")
-            return net.to(device).eval(), info
-        if verbose:
-            print(f"{path}: checkpoint is for another seed or data/model version; retraining")
-    if verbose:
-        print(f"Training the default shapes detector into {path} (once; a few minutes on CPU) ...", flush=True)
-    net, info = train_shapes_detector(seed=seed, device=device, progress=verbose)
-    atomic_torch_save({"state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()}, "info": info}, path)
-    if verbose:
-        print(f"Trained the default shapes detector in {info['seconds']:.0f} s: held-out recall@0.5 "
-              f"{info['recall_iou50']:.3f}")
-    return net, info
+    return load_or_train(
+        Path(path) if path is not None else default_checkpoint(), what="shapes detector",
+        expected={"seed": seed, "data_version": DATA_VERSION, "model_version": MODEL_VERSION},
+        build=lambda info: ShapesDetector(), train=lambda: train_shapes_detector(seed=seed, device=device, progress=verbose),
+        quality=lambda info: f"held-out recall@0.5 {info['recall_iou50']:.3f}", device=device, verbose=verbose,
+        duration="a few minutes")

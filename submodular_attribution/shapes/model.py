@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..common import paths
-from ..common.atomic import atomic_torch_save
+from ..common.trained import load_or_train
 from ..common.images import IMAGENET_MEAN, IMAGENET_STD
 from ..models import ClassifierScorer
 from .data import CLASS_NAMES, DATA_VERSION, EVAL_SEED, IMAGE_SIZE, NUM_CLASSES, make_split
@@ -321,45 +321,13 @@ def load_or_train_default(
     raises ``RuntimeError`` naming it. Returns ``(net, info)`` with ``net`` in eval mode
     on ``device``. ``path`` defaults to :func:`default_checkpoint` of ``arch``.
     """
-    path = Path(path) if path is not None else default_checkpoint(arch)
-    name = "CNN" if arch == "cnn" else arch.upper()
-    device = torch.device(device)
-    if path.exists():
-        try:
-            ckpt = torch.load(path, map_location=device, weights_only=True)
-            info = dict(ckpt["info"])
-            state_dict = ckpt["state_dict"]
-        except Exception as exc:  # noqa: BLE001 - any failure means the file is unusable
-            raise RuntimeError(
-                f"{path}: cannot read the shapes CNN checkpoint ({type(exc).__name__}); delete the file to retrain"
-            ) from exc
-        current = (
-            info.get("seed") == seed
-            and info.get("data_version") == DATA_VERSION
-            and info.get("model_version") == _VERSIONS[arch]
-            and info.get("arch", "cnn") == arch
-        )
-        if current:
-            net = build_shapes_model(arch, len(info.get("class_names", CLASS_NAMES)))
-            try:
-                net.load_state_dict(state_dict)
-            except Exception as exc:  # noqa: BLE001
-                raise RuntimeError(
-                    f"{path}: checkpoint does not fit the shapes {name} ({type(exc).__name__}); delete the file to retrain"
-                ) from exc
-            net.to(device).eval()
-            if verbose:
-                print(f"Loaded the default shapes {name} from {path} (held-out accuracy {info['val_accuracy']:.3f})")
-            return net, info
-        if verbose:
-            print(f"{path}: checkpoint is for another seed or data/model version; retraining")
-
-    if verbose:
-        took = "about a minute" if arch == "cnn" else "a few minutes"
-        print(f"Training the default shapes {name} into {path} (once; {took} on CPU) ...", flush=True)
-    net, info = train_shapes_cnn(seed=seed, device=device, progress=verbose, arch=arch)
-    state_dict = {k: v.detach().cpu() for k, v in net.state_dict().items()}
-    atomic_torch_save({"state_dict": state_dict, "info": info}, path)
-    if verbose:
-        print(f"Trained the default shapes {name} in {info['seconds']:.0f} s: held-out accuracy {info['val_accuracy']:.3f}")
-    return net, info
+    expected = {"seed": seed, "data_version": DATA_VERSION, "model_version": _VERSIONS[arch]}
+    if arch != "cnn":  # CNN files written before the key existed have no "arch"
+        expected["arch"] = arch
+    return load_or_train(
+        Path(path) if path is not None else default_checkpoint(arch),
+        what=f"shapes {'CNN' if arch == 'cnn' else arch.upper()}", expected=expected,
+        build=lambda info: build_shapes_model(arch, len(info.get("class_names", CLASS_NAMES))),
+        train=lambda: train_shapes_cnn(seed=seed, device=device, progress=verbose, arch=arch),
+        quality=lambda info: f"held-out accuracy {info['val_accuracy']:.3f}", device=device, verbose=verbose,
+        duration="about a minute" if arch == "cnn" else "a few minutes")

@@ -1,0 +1,55 @@
+"""Models trained at first use and cached: the embedded defaults (shapes, audio, detection).
+
+The cache is a ``torch.save`` file ``{"state_dict", "info"}``; it is reused only when its
+``info`` records the same values for every key of ``expected`` (seed, data and model versions,
+…), so a stale file is retrained and overwritten, never silently reused.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Mapping
+
+import torch
+from torch import nn
+
+from .atomic import atomic_torch_save
+
+
+def load_or_train(path: str | Path, *, what: str, expected: Mapping, build: Callable[[dict], nn.Module],
+                  train: Callable[[], tuple[nn.Module, dict]], quality: Callable[[dict], str],
+                  device: str | torch.device = "cpu", verbose: bool = True,
+                  duration: str = "about a minute") -> tuple[nn.Module, dict]:
+    """``(net, info)`` for the model ``what`` (e.g. ``"shapes CNN"``): loaded from ``path`` when
+    its info matches ``expected`` (``build(info)`` makes the empty module), else ``train()`` and
+    saved there atomically. Callers that may run in parallel hold a file lock around this.
+
+    An unreadable file, or one whose weights do not fit, is a ``RuntimeError`` naming it.
+    ``quality(info)`` words the held-out score for the messages; ``duration`` the training time.
+    """
+    path, device = Path(path), torch.device(device)
+    if path.exists():
+        try:
+            ckpt = torch.load(path, map_location=device, weights_only=True)
+            info, state_dict = dict(ckpt["info"]), ckpt["state_dict"]
+        except Exception as exc:  # noqa: BLE001 - any failure means the file is unusable
+            raise RuntimeError(f"{path}: cannot read the {what} checkpoint ({type(exc).__name__}); "
+                               "delete the file to retrain") from exc
+        if all(info.get(key) == value for key, value in expected.items()):
+            net = build(info)
+            try:
+                net.load_state_dict(state_dict)
+            except Exception as exc:  # noqa: BLE001
+                raise RuntimeError(f"{path}: checkpoint does not fit the {what} ({type(exc).__name__}); "
+                                   "delete the file to retrain") from exc
+            if verbose:
+                print(f"Loaded the default {what} from {path} ({quality(info)})")
+            return net.to(device).eval(), info
+        if verbose:
+            print(f"{path}: checkpoint is for another seed or data/model version; retraining")
+    if verbose:
+        print(f"Training the default {what} into {path} (once; {duration} on CPU) ...", flush=True)
+    net, info = train()
+    atomic_torch_save({"state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()}, "info": info}, path)
+    if verbose:
+        print(f"Trained the default {what} in {info['seconds']:.0f} s: {quality(info)}")
+    return net, info
