@@ -27,7 +27,6 @@ Conventions: waveforms are float32 mono at :data:`~.features.SAMPLE_RATE`; image
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 from pathlib import Path
@@ -35,7 +34,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..common.atomic import atomic_write_text
+from ..common.generated import save_png, write_generated_set
 from .features import CLIP_SAMPLES, SAMPLE_RATE, db_to_unit, log_mel_db, unit_to_image
 
 __all__ = [
@@ -291,39 +290,24 @@ def write_eval_set(root: str | Path, n: int = 20, seed: int = EVAL_SEED) -> Path
     interleaved. Idempotent: nothing is rewritten if the list exists and ``meta.json`` records the
     same ``n``, ``seed`` and data version. The list is written last.
     """
-    root = Path(root)
-    list_path, meta_path = root / "eval_list.txt", root / "meta.json"
-    meta = {"n": int(n), "seed": int(seed), "data_version": DATA_VERSION}
-    if list_path.is_file() and meta_path.is_file():
-        try:
-            if json.loads(meta_path.read_text()) == meta:
-                return list_path
-        except (OSError, ValueError):
-            pass
-    list_path.unlink(missing_ok=True)  # an interrupted rewrite must not look finished
-    waves, labels, masks = make_clips(n, seed)
-    for cls in CLASS_NAMES:
-        folder = root / "clips" / cls
-        folder.mkdir(parents=True, exist_ok=True)
-        for old in folder.iterdir():  # stale files of an earlier, larger set
-            if re.fullmatch(rf"{re.escape(cls)}_\d{{3,}}(\.wav|\.mask\.png)", old.name):
-                old.unlink()
-    counts = [0] * NUM_CLASSES
-    entries = []
-    for wave, label, mask in zip(waves, labels, masks):
-        label = int(label)
-        cls, k = CLASS_NAMES[label], counts[label]
-        counts[label] += 1
-        wav = root / "clips" / cls / f"{cls}_{k:03d}.wav"
-        write_wav(wav, wave)
-        ok, buf = cv2.imencode(".png", mask.astype(np.uint8) * 255)
-        if not ok:
-            raise RuntimeError(f"could not encode {mask_path_for(wav)}")
-        tmp = mask_path_for(wav).with_name(mask_path_for(wav).name + ".tmp")
-        tmp.write_bytes(buf.tobytes())
-        os.replace(tmp, mask_path_for(wav))
-        entries.append((k, label, f"clips/{cls}/{wav.name}"))
-    entries.sort()
-    atomic_write_text(meta_path, json.dumps(meta, indent=2) + "\n")
-    atomic_write_text(list_path, "".join(f"{rel} {label}\n" for _, label, rel in entries))
-    return list_path
+    def write(root: Path) -> list[str]:
+        waves, labels, masks = make_clips(n, seed)
+        for cls in CLASS_NAMES:
+            folder = root / "clips" / cls
+            folder.mkdir(parents=True, exist_ok=True)
+            for old in folder.iterdir():  # stale files of an earlier, larger set
+                if re.fullmatch(rf"{re.escape(cls)}_\d{{3,}}(\.wav|\.mask\.png)", old.name):
+                    old.unlink()
+        counts = [0] * NUM_CLASSES
+        entries = []
+        for wave, label, mask in zip(waves, labels, masks):
+            label = int(label)
+            cls, k = CLASS_NAMES[label], counts[label]
+            counts[label] += 1
+            wav = root / "clips" / cls / f"{cls}_{k:03d}.wav"
+            write_wav(wav, wave)
+            save_png(mask_path_for(wav), mask.astype(np.uint8) * 255)
+            entries.append((k, label, f"clips/{cls}/{wav.name}"))
+        return [f"{rel} {label}" for _, label, rel in sorted(entries)]
+
+    return write_generated_set(root, {"n": int(n), "seed": int(seed), "data_version": DATA_VERSION}, write)

@@ -13,15 +13,14 @@ line per object.
 """
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..common.generated import save_png, write_generated_set
 from ..shapes.data import (CLASS_NAMES, IMAGE_SIZE, NUM_CLASSES, _HUE_JITTER, _HUES, _MAX_DIAMETER, _MIN_DIAMETER,
-                           _NOISE_STD, _SAT_RANGE, _VAL_RANGE, _background, _hsv_to_rgb, _shape_mask, _write_png)
+                           _NOISE_STD, _SAT_RANGE, _VAL_RANGE, _background, _hsv_to_rgb, _shape_mask)
 
 DATA_VERSION = "shapes-detection-v1"
 EVAL_SEED = 4321
@@ -93,33 +92,23 @@ def write_detection_eval_set(root: str | Path, n: int = 10, seed: int = EVAL_SEE
     """Write ``n`` held-out scenes under ``root`` (layout in the module docstring) and return the
     list file. Idempotent: nothing is rewritten when ``meta.json`` records the same n, seed,
     image size and data version and the list exists. The list is written last."""
-    root = Path(root)
-    list_path, meta_path = root / "eval_list.txt", root / "meta.json"
+    def write(root: Path) -> list[str]:
+        images, scenes = make_scenes(n, seed)
+        for sub in ("images", "masks"):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+            for old in (root / sub).glob("scene_*.png"):
+                old.unlink()
+        lines = []
+        for k, (image, objects) in enumerate(zip(images, scenes)):
+            stem = f"scene_{k:03d}"
+            save_png(root / "images" / f"{stem}.png", image)
+            for obj in objects:
+                save_png(root / "masks" / f"{target_stem(stem, obj.box)}.png", obj.mask.astype(np.uint8) * 255)
+                lines.append(f"images/{stem}.png {' '.join(map(str, obj.box))} {CLASS_NAMES[obj.label]}")
+        return lines
+
     meta = {"n": int(n), "seed": int(seed), "image_size": IMAGE_SIZE, "data_version": DATA_VERSION}
-    if list_path.is_file() and meta_path.is_file():
-        try:
-            if json.loads(meta_path.read_text()) == meta:
-                return list_path
-        except (OSError, ValueError):
-            pass
-    list_path.unlink(missing_ok=True)
-    images, scenes = make_scenes(n, seed)
-    for sub in ("images", "masks"):
-        (root / sub).mkdir(parents=True, exist_ok=True)
-        for old in (root / sub).glob("scene_*.png"):
-            old.unlink()
-    lines = []
-    for k, (image, objects) in enumerate(zip(images, scenes)):
-        stem = f"scene_{k:03d}"
-        _write_png(root / "images" / f"{stem}.png", image)
-        for obj in objects:
-            _write_png(root / "masks" / f"{target_stem(stem, obj.box)}.png", obj.mask.astype(np.uint8) * 255)
-            lines.append(f"images/{stem}.png {' '.join(map(str, obj.box))} {CLASS_NAMES[obj.label]}\n")
-    meta_path.write_text(json.dumps(meta, indent=2) + "\n")
-    tmp = list_path.with_name(list_path.name + ".tmp")
-    tmp.write_text("".join(lines))
-    os.replace(tmp, list_path)
-    return list_path
+    return write_generated_set(root, meta, write)
 
 
 def target_mask_path(list_root: str | Path, stem: str) -> Path:

@@ -15,14 +15,14 @@ Conventions: images are ``uint8`` arrays in **RGB** order, ``H×W×3``; masks ar
 """
 from __future__ import annotations
 
-import json
-import os
 import re
 from functools import lru_cache
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from ..common.generated import save_png, write_generated_set
 
 __all__ = [
     "CLASS_NAMES",
@@ -250,18 +250,6 @@ def load_mask(image_path: str | Path) -> np.ndarray | None:
     return None if mask is None else mask > 127
 
 
-def _write_png(path: Path, array: np.ndarray) -> None:
-    """Write ``array`` (RGB ``H×W×3`` or gray ``H×W``, uint8) as PNG, atomically."""
-    if array.ndim == 3:
-        array = cv2.cvtColor(array, cv2.COLOR_RGB2BGR)
-    ok, buf = cv2.imencode(".png", array)
-    if not ok:
-        raise RuntimeError(f"could not encode {path}")
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(buf.tobytes())
-    os.replace(tmp, path)
-
-
 def write_eval_set(root: str | Path, n: int = 20, seed: int = EVAL_SEED) -> Path:
     """Write a held-out evaluation set of ``n`` images under ``root`` and return its list file.
 
@@ -272,40 +260,27 @@ def write_eval_set(root: str | Path, n: int = 20, seed: int = EVAL_SEED) -> Path
     Idempotent: nothing is rewritten if the list exists and ``meta.json`` records the same
     ``n``, ``seed``, image size and data version. The list is written last.
     """
-    root = Path(root)
-    list_path = root / "eval_list.txt"
-    meta_path = root / "meta.json"
-    meta = {"n": int(n), "seed": int(seed), "image_size": IMAGE_SIZE, "data_version": DATA_VERSION}
-    if list_path.is_file() and meta_path.is_file():
-        try:
-            if json.loads(meta_path.read_text()) == meta:
-                return list_path
-        except (OSError, ValueError):
-            pass
+    def write(root: Path) -> list[str]:
+        images, labels, masks = make_split(n, seed)
+        for cls in CLASS_NAMES:
+            for sub in ("images", "masks"):
+                folder = root / sub / cls
+                folder.mkdir(parents=True, exist_ok=True)
+                for old in folder.glob(f"{cls}_*.png"):  # stale files of an earlier, larger set
+                    if re.fullmatch(rf"{re.escape(cls)}_\d{{3,}}\.png", old.name):
+                        old.unlink()
+        entries: list[tuple[int, int, str]] = []
+        counts = [0] * NUM_CLASSES
+        for image, label, mask in zip(images, labels, masks):
+            label = int(label)
+            cls = CLASS_NAMES[label]
+            k = counts[label]
+            counts[label] += 1
+            name = f"{cls}_{k:03d}.png"
+            save_png(root / "images" / cls / name, image)
+            save_png(root / "masks" / cls / name, mask.astype(np.uint8) * 255)
+            entries.append((k, label, f"images/{cls}/{name}"))
+        return [f"{rel} {label}" for _, label, rel in sorted(entries)]
 
-    list_path.unlink(missing_ok=True)  # an interrupted rewrite must not look finished
-    images, labels, masks = make_split(n, seed)
-    entries: list[tuple[int, int, str]] = []
-    counts = [0] * NUM_CLASSES
-    for cls in CLASS_NAMES:
-        for sub in ("images", "masks"):
-            folder = root / sub / cls
-            folder.mkdir(parents=True, exist_ok=True)
-            for old in folder.glob(f"{cls}_*.png"):  # stale files of an earlier, larger set
-                if re.fullmatch(rf"{re.escape(cls)}_\d{{3,}}\.png", old.name):
-                    old.unlink()
-    for image, label, mask in zip(images, labels, masks):
-        label = int(label)
-        cls = CLASS_NAMES[label]
-        k = counts[label]
-        counts[label] += 1
-        name = f"{cls}_{k:03d}.png"
-        _write_png(root / "images" / cls / name, image)
-        _write_png(root / "masks" / cls / name, mask.astype(np.uint8) * 255)
-        entries.append((k, label, f"images/{cls}/{name}"))
-    entries.sort()
-    meta_path.write_text(json.dumps(meta, indent=2) + "\n")
-    tmp = list_path.with_name(list_path.name + ".tmp")
-    tmp.write_text("".join(f"{rel} {label}\n" for _, label, rel in entries))
-    os.replace(tmp, list_path)
-    return list_path
+    meta = {"n": int(n), "seed": int(seed), "image_size": IMAGE_SIZE, "data_version": DATA_VERSION}
+    return write_generated_set(root, meta, write)
