@@ -66,6 +66,36 @@ class FixupBottleneck(nn.Module):
         return torch.relu(out + shortcut)
 
 
+def add_bottleneck_stages(net: nn.Module, block: type, stages: tuple[int, ...], width: int) -> int:
+    """Add ``layer1``…``layerK`` (torchvision's names) of ``block(inplanes, planes, stride,
+    downsample)`` bottlenecks to ``net``: stage i has ``width·2^i`` planes, stride 2 from the
+    second on, a bias-free 1×1 projection where the shape changes. Returns the output channels."""
+    inplanes = width
+    for i, blocks in enumerate(stages):
+        planes, stride = width * 2 ** i, 1 if i == 0 else 2
+        downsample = None
+        if stride != 1 or inplanes != planes * EXPANSION:
+            downsample = nn.Conv2d(inplanes, planes * EXPANSION, 1, stride=stride, bias=False)
+        layer = [block(inplanes, planes, stride, downsample)]
+        inplanes = planes * EXPANSION
+        layer += [block(inplanes, planes) for _ in range(1, blocks)]
+        setattr(net, f"layer{i + 1}", nn.Sequential(*layer))
+    return inplanes
+
+
+def fixup_initialise(net: nn.Module, block: type, branches: int) -> None:
+    """Fixup's initialisation: each residual branch's first two convolutions He-normal scaled by
+    branches^(−1/4), its last one and the classifier's weight zero."""
+    for m in net.modules():
+        if isinstance(m, block):
+            he_normal_(m.conv1.weight, branches ** -0.25)
+            he_normal_(m.conv2.weight, branches ** -0.25)
+            nn.init.zeros_(m.conv3.weight)
+            if m.downsample is not None:
+                he_normal_(m.downsample.weight)
+    nn.init.zeros_(net.fc.weight)
+
+
 class FixupResNet(nn.Module):
     """Fixup ResNet; ``width`` is the stem width (64 in the published model; smaller only for
     tests). Input B×3×H×W ImageNet-normalised, H, W ≥ 32; output B×num_classes logits."""
@@ -76,31 +106,14 @@ class FixupResNet(nn.Module):
         self.conv1 = nn.Conv2d(3, width, 7, stride=2, padding=3, bias=False)
         self.bias1 = _scalar(0)
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
-        inplanes = width
-        for i, blocks in enumerate(stages):
-            planes = width * 2 ** i
-            stride = 1 if i == 0 else 2
-            downsample = None
-            if stride != 1 or inplanes != planes * EXPANSION:
-                downsample = nn.Conv2d(inplanes, planes * EXPANSION, 1, stride=stride, bias=False)
-            layer = [FixupBottleneck(inplanes, planes, stride, downsample)]
-            inplanes = planes * EXPANSION
-            layer += [FixupBottleneck(inplanes, planes) for _ in range(1, blocks)]
-            setattr(self, f"layer{i + 1}", nn.Sequential(*layer))
+        inplanes = add_bottleneck_stages(self, FixupBottleneck, stages, width)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.bias2 = _scalar(0)
         self.fc = nn.Linear(inplanes, num_classes)
         self._fixup_init(sum(stages))
 
     def _fixup_init(self, branches: int) -> None:
-        for m in self.modules():
-            if isinstance(m, FixupBottleneck):
-                he_normal_(m.conv1.weight, branches ** -0.25)
-                he_normal_(m.conv2.weight, branches ** -0.25)
-                nn.init.zeros_(m.conv3.weight)
-                if m.downsample is not None:
-                    he_normal_(m.downsample.weight)
-        nn.init.zeros_(self.fc.weight)
+        fixup_initialise(self, FixupBottleneck, branches)
         nn.init.zeros_(self.fc.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

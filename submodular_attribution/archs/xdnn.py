@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .fixup import EXPANSION, STAGES, he_normal_
+from .fixup import EXPANSION, STAGES, add_bottleneck_stages, fixup_initialise
 
 VGG16_CONFIG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
 
@@ -50,28 +50,10 @@ class XResNet(nn.Module):
         self.num_classes = num_classes
         self.conv1 = nn.Conv2d(3, width, 7, stride=2, padding=3, bias=False)
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
-        inplanes = width
-        for i, blocks in enumerate(stages):
-            planes = width * 2 ** i
-            stride = 1 if i == 0 else 2
-            downsample = None
-            if stride != 1 or inplanes != planes * EXPANSION:
-                downsample = nn.Conv2d(inplanes, planes * EXPANSION, 1, stride=stride, bias=False)
-            layer = [XBottleneck(inplanes, planes, stride, downsample)]
-            inplanes = planes * EXPANSION
-            layer += [XBottleneck(inplanes, planes) for _ in range(1, blocks)]
-            setattr(self, f"layer{i + 1}", nn.Sequential(*layer))
+        inplanes = add_bottleneck_stages(self, XBottleneck, stages, width)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(inplanes, num_classes, bias=False)
-        branches = sum(stages)
-        for m in self.modules():  # Fixup's initialisation, as the X-DNN code does
-            if isinstance(m, XBottleneck):
-                he_normal_(m.conv1.weight, branches ** -0.25)
-                he_normal_(m.conv2.weight, branches ** -0.25)
-                nn.init.zeros_(m.conv3.weight)
-                if m.downsample is not None:
-                    he_normal_(m.downsample.weight)
-        nn.init.zeros_(self.fc.weight)
+        fixup_initialise(self, XBottleneck, sum(stages))  # as the X-DNN code does
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(torch.relu(self.conv1(x)))
