@@ -189,7 +189,7 @@ class RunOutcome:
     report: ItemReport
 
 
-def _check_speed(args: argparse.Namespace, division: DivisionConfig) -> int:
+def check_speed(args: argparse.Namespace, division: DivisionConfig) -> int:
     """The number of loader processes to use; bad speed flags are input errors."""
     if args.images_at_once < 1:
         raise InputError(f"--images-at-once must be ≥ 1, got {args.images_at_once}")
@@ -215,7 +215,7 @@ def run(task: SMDLTask, args: argparse.Namespace) -> RunOutcome:
     settings = smdl_settings(task, args)
     input_size = tuple(check_common(args).input_size)
     divider = RegionDivider(settings.division, input_size, device=run_device(args, current_worker()))
-    workers = _check_speed(args, divider.config)
+    workers = check_speed(args, divider.config)
     run_dir = Path(args.save_dir or task.default_save_dir()) / run_folder_name(
         divider.config.name, settings.weights, settings.search, settings.options, args.seed)
     ensure_dir(run_dir)  # an uncreatable --save-dir fails before the model loads

@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 import torch
 
-from .cli import SMDLTask, _check_speed, add_smdl_arguments, item_seed, smdl_settings
+from .cli import SMDLTask, check_speed, add_smdl_arguments, item_seed, smdl_settings
 from .common import paths
 from .common.atomic import ensure_dir
 from .common.distributed import current_worker, file_lock, shard
@@ -39,7 +39,7 @@ from .common.results import is_finished, save_result
 from .detection.scorer import DetectionScorer
 from .detection.targets import (DetectionItem, check_boxes, read_detection_list, read_grounding_list, resolve_class,
                                 scale_box)
-from .families import ModelTask
+from .families import ModelTask, read_class_names
 from .frontend import HelpFormatter, add_data_arguments, add_output_arguments, check_common, run_device
 from .objective import Weights
 from .records import build_record, run_folder_name
@@ -140,23 +140,13 @@ def _smdl_task(kind: Kind, size: int) -> SMDLTask:
     return SMDLTask(model=task, weights=WEIGHTS, save_dir=kind.save_dir, region_size=max(4, round(size / 7)))
 
 
-def _read_names(path: str) -> list[str]:
-    try:
-        names = [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
-    except OSError as err:
-        raise InputError(f"--class-names {path}: cannot read it ({err.strerror})") from None
-    if not names:
-        raise InputError(f"--class-names {path}: no class names")
-    return names
-
-
 def build_detector(kind: Kind, args: argparse.Namespace, device: torch.device):
     """(detector, class names or None, number of classes or None) for the parsed flags."""
     if kind is GROUNDING:
         from .detection.grounding import GroundingDinoDetector
 
         return GroundingDinoDetector(args.checkpoint, device), None, None
-    names = _read_names(args.class_names) if args.class_names else None
+    names = read_class_names(args.class_names) if args.class_names else None
     if args.model in ("shapes", "default"):
         from .detection.shapes_model import ShapesDetectorAdapter, load_or_train_detector
         from .shapes import CLASS_NAMES
@@ -198,7 +188,7 @@ def run(kind: Kind, args: argparse.Namespace) -> RunOutcome:
     worker = current_worker()
     device = run_device(args, worker)
     divider = RegionDivider(settings.division, (h, w), device=device)
-    workers = _check_speed(args, divider.config)
+    workers = check_speed(args, divider.config)
     run_dir = Path(args.save_dir or paths.results_dir() / kind.save_dir) / run_folder_name(
         divider.config.name, settings.weights, settings.search, settings.options, args.seed)
     ensure_dir(run_dir)

@@ -88,7 +88,8 @@ def _task_names(names: Callable[[], list[str]]) -> list[str] | None:
         return None
 
 
-def _read_class_names(path: str) -> list[str]:
+def read_class_names(path: str) -> list[str]:
+    """The non-blank lines of a ``--class-names`` file, in index order (one-line errors)."""
     try:
         names = [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
     except OSError as err:
@@ -121,7 +122,7 @@ def clip_model(*, name: str, description: str, model_name: str, checkpoint: str,
     def classes(args: argparse.Namespace) -> list[str]:
         from .class_names import CLASS_SETS
 
-        return _read_class_names(args.class_names) if args.class_names else list(CLASS_SETS[args.class_set][0]())
+        return read_class_names(args.class_names) if args.class_names else list(CLASS_SETS[args.class_set][0]())
 
     def build(args: argparse.Namespace, device: torch.device, embeddings: bool):
         from .adapters.clip import build_clip_scorer
@@ -170,7 +171,7 @@ def classifier_model(*, name: str, description: str, arch: str, checkpoint: str,
 
     def names(args: argparse.Namespace) -> list[str] | None:
         if args.class_names:
-            return _read_class_names(args.class_names)
+            return read_class_names(args.class_names)
         if args.weights or args.pretrained:
             from .adapters.classifier import published_weights
 
@@ -183,7 +184,7 @@ def classifier_model(*, name: str, description: str, arch: str, checkpoint: str,
         from .adapters.classifier import build_classifier_scorer, published_weights
 
         if args.class_names:  # an unreadable names file stops the run before the model loads
-            _read_class_names(args.class_names)
+            read_class_names(args.class_names)
         published = published_weights(args.arch, args.weights, args.pretrained)
         classes = args.num_classes if args.num_classes is not None or published else num_classes
         scorer = build_classifier_scorer(args.arch, args.checkpoint, classes, device=device,
@@ -241,7 +242,7 @@ def imagebind_model(*, name: str, description: str, modality: str, checkpoint: s
 
     def classes(args: argparse.Namespace) -> list[str] | None:
         if args.class_names:
-            return _read_class_names(args.class_names)
+            return read_class_names(args.class_names)
         if modality == "audio":
             from .adapters.imagebind import vggsound_classes
 
@@ -284,7 +285,7 @@ def languagebind_model(*, name: str, description: str, checkpoint: str = "Langua
 
     def classes(args: argparse.Namespace) -> list[str] | None:
         if args.class_names:
-            return _read_class_names(args.class_names)
+            return read_class_names(args.class_names)
         from .class_names import imagenet_classes
 
         return _task_names(imagenet_classes)

@@ -20,9 +20,9 @@ class ListItem:
         return Path(self.path).stem
 
 
-def read_eval_list(list_path: str | Path) -> list[ListItem]:
-    """Parse ``<relative path> <class index>`` lines; paths may contain spaces (the label is
-    the last field). Blank lines and ``#`` comments are skipped."""
+def read_list_lines(list_path: str | Path) -> list[tuple[int, str]]:
+    """``(line number, line)`` of an evaluation list's lines that are neither blank nor ``#``
+    comments; a missing, unreadable or empty list is an InputError naming it."""
     list_path = Path(list_path)
     try:
         text = list_path.read_text()
@@ -30,17 +30,22 @@ def read_eval_list(list_path: str | Path) -> list[ListItem]:
         raise InputError(f"{list_path}: evaluation list not found") from None
     except (OSError, UnicodeDecodeError) as err:
         raise InputError(f"{list_path}: cannot read evaluation list ({err})") from None
+    lines = [(number, raw) for number, raw in enumerate(text.splitlines(), start=1)
+             if raw.strip() and not raw.strip().startswith("#")]
+    if not lines:
+        raise InputError(f"{list_path}: evaluation list is empty")
+    return lines
+
+
+def read_eval_list(list_path: str | Path) -> list[ListItem]:
+    """Parse ``<relative path> <class index>`` lines; paths may contain spaces (the label is
+    the last field). Blank lines and ``#`` comments are skipped."""
     items = []
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        parts = line.rsplit(maxsplit=1)
+    for number, raw in read_list_lines(list_path):
+        parts = raw.strip().rsplit(maxsplit=1)
         if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
             raise InputError(f"{list_path}:{number}: expected '<relative path> <class index>', got {raw!r}")
         items.append(ListItem(parts[0], int(parts[1]), number))
-    if not items:
-        raise InputError(f"{list_path}: evaluation list is empty")
     return items
 
 

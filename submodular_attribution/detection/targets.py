@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..common.errors import InputError
+from ..common.lists import read_list_lines
 
 Box = tuple[float, float, float, float]
 
@@ -79,25 +80,11 @@ def _box(values: Sequence[str], where: str) -> Box:
     return (x1, y1, x2, y2)
 
 
-def _read_lines(list_path: Path) -> list[tuple[int, str]]:
-    try:
-        text = list_path.read_text()
-    except FileNotFoundError:
-        raise InputError(f"{list_path}: evaluation list not found") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise InputError(f"{list_path}: cannot read evaluation list ({err})") from None
-    lines = [(n, raw) for n, raw in enumerate(text.splitlines(), start=1)
-             if raw.strip() and not raw.strip().startswith("#")]
-    if not lines:
-        raise InputError(f"{list_path}: evaluation list is empty")
-    return lines
-
-
 def read_detection_list(list_path: str | Path) -> list[DetectionItem]:
     """Parse ``<path> <x1> <y1> <x2> <y2> <class>`` lines (paths may contain spaces)."""
     list_path = Path(list_path)
     items = []
-    for number, raw in _read_lines(list_path):
+    for number, raw in read_list_lines(list_path):
         where = f"{list_path}:{number}"
         parts = raw.strip().rsplit(maxsplit=5)
         if len(parts) != 6:
@@ -111,7 +98,7 @@ def read_grounding_list(list_path: str | Path) -> list[DetectionItem]:
     list_path = Path(list_path)
     items = []
     usage = "expected '<relative path> <x1> <y1> <x2> <y2> <phrase>'"
-    for number, raw in _read_lines(list_path):
+    for number, raw in read_list_lines(list_path):
         where = f"{list_path}:{number}"
         if "\t" in raw:
             fields = [f.strip() for f in raw.strip().split("\t")]
