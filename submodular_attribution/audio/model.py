@@ -7,7 +7,6 @@ as the shapes CNN is trained on partly blacked-out photos.
 """
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..common import paths
-from ..common.trained import load_or_train
+from ..common.trained import fit_one_cycle, load_or_train
 from ..models import ClassifierScorer
 from .data import CLASS_NAMES, DATA_VERSION, EVAL_SEED, NUM_CLASSES, make_split
 from .features import IMAGE_SHAPE
@@ -135,8 +134,6 @@ def train_audio_cnn(seed: int = 0, n_train: int = DEFAULT_N_TRAIN, n_val: int = 
     n_val, epochs, data_version, model_version, class_names, image_shape, seconds (all), data_seconds
     (making the clips).
     """
-    from tqdm.auto import tqdm
-
     t0 = time.perf_counter()
     device = torch.device(device)
     train_seed, val_seed = 20_000 + 2 * seed, 20_001 + 2 * seed
@@ -153,26 +150,13 @@ def train_audio_cnn(seed: int = 0, n_train: int = DEFAULT_N_TRAIN, n_val: int = 
     x_val, y_val = torch.from_numpy(va_images)[:, None], torch.from_numpy(va_labels)
     x_val_event = x_val * torch.from_numpy(va_masks)[:, None]
 
-    steps = math.ceil(n_train / _BATCH_SIZE)
-    optimizer = torch.optim.Adam(net.parameters(), lr=_PEAK_LR, weight_decay=_WEIGHT_DECAY)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=_PEAK_LR, total_steps=epochs * steps,
-                                                    pct_start=0.15)
-    bar = tqdm(total=epochs * steps, desc="training audio cnn", disable=None if progress else True, leave=False)
-    for epoch in range(epochs):
-        net.train()
-        order = torch.randperm(n_train, generator=gen)
-        for step in range(steps):
-            idx = order[step * _BATCH_SIZE:(step + 1) * _BATCH_SIZE]
-            x = _silence(x_train[idx].float().div(255.0), m_train[idx], gen)
-            loss = F.cross_entropy(net(x.expand(-1, 3, -1, -1).to(device)), y_train[idx].to(device))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            bar.update(1)
-            bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")
-    bar.close()
-    net.eval()
+    def loss_of(idx: torch.Tensor) -> torch.Tensor:
+        x = _silence(x_train[idx].float().div(255.0), m_train[idx], gen)
+        return F.cross_entropy(net(x.expand(-1, 3, -1, -1).to(device)), y_train[idx].to(device))
+
+    fit_one_cycle(net, torch.optim.Adam(net.parameters(), lr=_PEAK_LR, weight_decay=_WEIGHT_DECAY), loss_of,
+                  n_train=n_train, batch_size=_BATCH_SIZE, epochs=epochs, peak_lr=_PEAK_LR, generator=gen,
+                  desc="training audio cnn", progress=progress)
     info = {
         "seed": int(seed),
         "val_accuracy": _accuracy(net, x_val, y_val, device),

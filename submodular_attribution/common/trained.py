@@ -1,4 +1,5 @@
-"""Models trained at first use and cached: the embedded defaults (shapes, audio, detection).
+"""Models trained at first use and cached: the embedded defaults (shapes, audio, detection),
+and the training loop they share.
 
 The cache is a ``torch.save`` file ``{"state_dict", "info"}``; it is reused only when its
 ``info`` records the same values for every key of ``expected`` (seed, data and model versions,
@@ -6,11 +7,13 @@ The cache is a ``torch.save`` file ``{"state_dict", "info"}``; it is reused only
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Callable, Mapping
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from .atomic import atomic_torch_save
 
@@ -53,3 +56,29 @@ def load_or_train(path: str | Path, *, what: str, expected: Mapping, build: Call
     if verbose:
         print(f"Trained the default {what} in {info['seconds']:.0f} s: {quality(info)}")
     return net, info
+
+
+def fit_one_cycle(net: nn.Module, optimizer: torch.optim.Optimizer, loss_of: Callable[[torch.Tensor], torch.Tensor], *,
+                  n_train: int, batch_size: int, epochs: int, peak_lr: float, generator: torch.Generator,
+                  desc: str, progress: bool = True) -> nn.Module:
+    """Train ``net`` for ``epochs`` passes over ``n_train`` examples in a fresh random order each
+    epoch (drawn from ``generator``), ``loss_of(indices)`` giving each batch's loss, with a
+    one-cycle learning-rate schedule peaking at ``peak_lr`` after 15 % of the steps. Returns
+    ``net`` in eval mode. Deterministic for a given generator state."""
+    steps = math.ceil(n_train / batch_size)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=peak_lr, total_steps=epochs * steps,
+                                                    pct_start=0.15)
+    bar = tqdm(total=epochs * steps, desc=desc, disable=None if progress else True, leave=False)
+    for epoch in range(epochs):
+        net.train()
+        order = torch.randperm(n_train, generator=generator)
+        for step in range(steps):
+            loss = loss_of(order[step * batch_size:(step + 1) * batch_size])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            bar.update(1)
+            bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")
+    bar.close()
+    return net.eval()

@@ -20,7 +20,6 @@ with other jobs one thread is much faster than several (2 threads took 35 minute
 """
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 
@@ -30,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..common import paths
-from ..common.trained import load_or_train
+from ..common.trained import fit_one_cycle, load_or_train
 from ..shapes.data import CLASS_NAMES, IMAGE_SIZE, NUM_CLASSES
 from ..shapes.model import MEAN, STD, _occlude
 from .matching import Detections
@@ -163,8 +162,6 @@ def train_shapes_detector(seed: int = 0, n_train: int = DEFAULT_N_TRAIN, epochs:
                           device: str | torch.device = "cpu", progress: bool = True) -> tuple[ShapesDetector, dict]:
     """Train a :class:`ShapesDetector` from scratch (reproducible for ``seed``); returns
     ``(net in eval mode, info)`` with the held-out recall at IoU 0.5 of the top detection per object."""
-    from tqdm.auto import tqdm
-
     t0 = time.perf_counter()
     device = torch.device(device)
     torch.manual_seed(seed)
@@ -177,34 +174,24 @@ def train_shapes_detector(seed: int = 0, n_train: int = DEFAULT_N_TRAIN, epochs:
     x_all = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
     mean = torch.tensor(MEAN, device=device).view(1, 3, 1, 1)
     std = torch.tensor(STD, device=device).view(1, 3, 1, 1)
-    steps = math.ceil(n_train / _BATCH)
-    opt = torch.optim.AdamW(net.parameters(), lr=_LR, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=_LR, total_steps=epochs * steps, pct_start=0.15)
     h = w = IMAGE_SIZE // STRIDE
-    bar = tqdm(total=epochs * steps, desc="training shapes detector", disable=None if progress else True, leave=False)
-    for _epoch in range(epochs):
-        net.train()
-        order = torch.randperm(n_train, generator=gen)
-        for s in range(steps):
-            idx = order[s * _BATCH:(s + 1) * _BATCH]
-            clean = x_all[idx].float().div_(255.0)
-            x = _occlude(clean, union[idx], gen)
-            visible = x.abs().sum(1) > 0
-            heat_gt, rows = _targets([scenes[i] for i in idx.tolist()], visible, [masks[i] for i in idx.tolist()], h, w)
-            heat, size, offset = net(((x.to(device)) - mean) / std)
-            loss = _focal(heat, heat_gt.to(device))
-            if len(rows):
-                rows = rows.to(device)
-                bi, yi, xi = rows[:, 0].long(), rows[:, 1].long(), rows[:, 2].long()
-                loss = loss + 0.1 * F.l1_loss(size[bi, :, yi, xi], rows[:, 3:5]) + F.l1_loss(offset[bi, :, yi, xi], rows[:, 5:7])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-    bar.close()
-    net.eval()
+
+    def loss_of(idx: torch.Tensor) -> torch.Tensor:
+        clean = x_all[idx].float().div_(255.0)
+        x = _occlude(clean, union[idx], gen)
+        visible = x.abs().sum(1) > 0
+        heat_gt, rows = _targets([scenes[i] for i in idx.tolist()], visible, [masks[i] for i in idx.tolist()], h, w)
+        heat, size, offset = net(((x.to(device)) - mean) / std)
+        loss = _focal(heat, heat_gt.to(device))
+        if len(rows):
+            rows = rows.to(device)
+            bi, yi, xi = rows[:, 0].long(), rows[:, 1].long(), rows[:, 2].long()
+            loss = loss + 0.1 * F.l1_loss(size[bi, :, yi, xi], rows[:, 3:5]) + F.l1_loss(offset[bi, :, yi, xi], rows[:, 5:7])
+        return loss
+
+    fit_one_cycle(net, torch.optim.AdamW(net.parameters(), lr=_LR, weight_decay=1e-4), loss_of, n_train=n_train,
+                  batch_size=_BATCH, epochs=epochs, peak_lr=_LR, generator=gen, desc="training shapes detector",
+                  progress=progress)
     info = {"seed": int(seed), "n_train": int(n_train), "epochs": int(epochs), "data_version": DATA_VERSION,
             "model_version": MODEL_VERSION, "class_names": list(CLASS_NAMES), "image_size": IMAGE_SIZE,
             "recall_iou50": held_out_recall(net, device), "seconds": round(time.perf_counter() - t0, 2)}

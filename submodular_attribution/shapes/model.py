@@ -9,7 +9,6 @@ images meaningful.
 """
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..common import paths
-from ..common.trained import load_or_train
+from ..common.trained import fit_one_cycle, load_or_train
 from ..common.images import IMAGENET_MEAN, IMAGENET_STD
 from ..models import ClassifierScorer
 from .data import CLASS_NAMES, DATA_VERSION, EVAL_SEED, IMAGE_SIZE, NUM_CLASSES, make_split
@@ -243,8 +242,6 @@ def train_shapes_cnn(
     object visible, the rest black), n_train, n_val, epochs, data_version,
     model_version, class_names, image_size, seconds.
     """
-    from tqdm.auto import tqdm
-
     t0 = time.perf_counter()
     device = torch.device(device)
     train_seed, val_seed = 10_000 + 2 * seed, 10_001 + 2 * seed
@@ -265,30 +262,13 @@ def train_shapes_cnn(
 
     mean = torch.tensor(MEAN, device=device).view(1, 3, 1, 1)
     std = torch.tensor(STD, device=device).view(1, 3, 1, 1)
-    steps_per_epoch = math.ceil(n_train / _BATCH_SIZE)
-    optimizer = torch.optim.Adam(net.parameters(), lr=_PEAK_LR[arch], weight_decay=_WEIGHT_DECAY)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=_PEAK_LR[arch], total_steps=epochs * steps_per_epoch, pct_start=0.15
-    )
+    def loss_of(idx: torch.Tensor) -> torch.Tensor:
+        x = _occlude(_to_float(x_train[idx]), m_train[idx], gen).to(device)
+        return F.cross_entropy(net((x - mean) / std), y_train[idx].to(device))
 
-    bar = tqdm(total=epochs * steps_per_epoch, desc=f"training shapes {arch}", disable=None if progress else True, leave=False)
-    for epoch in range(epochs):
-        net.train()
-        order = torch.randperm(n_train, generator=gen)
-        for step in range(steps_per_epoch):
-            idx = order[step * _BATCH_SIZE : (step + 1) * _BATCH_SIZE]
-            x = _occlude(_to_float(x_train[idx]), m_train[idx], gen).to(device)
-            y = y_train[idx].to(device)
-            loss = F.cross_entropy(net((x - mean) / std), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            bar.update(1)
-            bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")
-    bar.close()
-
-    net.eval()
+    fit_one_cycle(net, torch.optim.Adam(net.parameters(), lr=_PEAK_LR[arch], weight_decay=_WEIGHT_DECAY), loss_of,
+                  n_train=n_train, batch_size=_BATCH_SIZE, epochs=epochs, peak_lr=_PEAK_LR[arch], generator=gen,
+                  desc=f"training shapes {arch}", progress=progress)
     info = {
         "seed": int(seed),
         "val_accuracy": _accuracy(net, x_val, y_val, device),
