@@ -20,13 +20,14 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from submodular_attribution.common.curves import deletion_curve, insertion_curve, trapezoid_auc
+from submodular_attribution.common.curves import deletion_curve, insertion_curve
 from submodular_attribution.common.errors import InputError, run_reporting_input_errors
 from submodular_attribution.common.results import find_result_files, load_result, rank_map_saliency, result_rank_map
 
 from .canvas import check_style, save_figure
 from .defaults import DEFAULT_ALPHA, DEFAULT_COLORMAP
 from .folders import find_photo, read_run_info
+from .overlay import plot_curves
 
 
 def _box(ax, box, label: str | None) -> None:
@@ -68,14 +69,7 @@ def save_detection_figure(image: np.ndarray | None, result, out_path: str | Path
         if box is not None:
             _box(ax, box, str(name) if name is not None else None)
         ax.set_axis_off()
-    axes[2].plot(ins_x, ins_y, label=f"insertion (AUC {trapezoid_auc(ins_x, ins_y):.4f})")
-    axes[2].plot(del_x, del_y, label=f"deletion (AUC {trapezoid_auc(del_x, del_y):.4f})")
-    axes[2].set_xlim(0, 1)
-    axes[2].set_ylim(0, 1.05)
-    axes[2].set_xlabel("fraction of image area")
-    axes[2].set_ylabel("detection score (IoU × score)")
-    axes[2].legend(loc="best")
-    axes[2].grid(alpha=0.3)
+    plot_curves(axes[2], (ins_x, ins_y), (del_x, del_y), ylabel="detection score (IoU × score)")
     fig.suptitle(f"{Path(result.json_path).stem} · {name}")
     return save_figure(fig, out_path)
 

@@ -21,7 +21,7 @@ from .defaults import DEFAULT_ALPHA, DEFAULT_COLORMAP
 AREA_GRID = np.linspace(0.0, 1.0, 101)
 
 
-def _region_borders(ranks: np.ndarray) -> np.ndarray:
+def region_borders(ranks: np.ndarray) -> np.ndarray:
     """H×W bool: pixels whose right or lower neighbour belongs to another region."""
     borders = np.zeros(ranks.shape, dtype=bool)
     right = ranks[:, 1:] != ranks[:, :-1]
@@ -29,6 +29,19 @@ def _region_borders(ranks: np.ndarray) -> np.ndarray:
     borders[:, :-1] |= right
     borders[:-1, :] |= down
     return borders
+
+
+def plot_curves(ax, insertion: tuple[np.ndarray, np.ndarray], deletion: tuple[np.ndarray, np.ndarray],
+                ylabel: str = "target class probability") -> None:
+    """Insertion and deletion curves (x: fraction of image area) with their trapezoid AUCs."""
+    for name, (x, y) in (("insertion", insertion), ("deletion", deletion)):
+        ax.plot(x, y, label=f"{name} (AUC {trapezoid_auc(x, y):.4f})")
+    ax.set_xlim(0.0, 1.0)
+    ax.set_ylim(0.0, 1.05)
+    ax.set_xlabel("fraction of image area")
+    ax.set_ylabel(ylabel)
+    ax.legend(loc="best")
+    ax.grid(alpha=0.3)
 
 
 def save_explanation_figure(
@@ -79,7 +92,7 @@ def save_explanation_figure(
 
     heat = rank_map_saliency(ranks, n)
     borders = np.zeros(ranks.shape + (4,))
-    borders[_region_borders(ranks)] = (1.0, 1.0, 1.0, 0.9)
+    borders[region_borders(ranks)] = (1.0, 1.0, 1.0, 0.9)
     if image is not None:
         axes[0].imshow(image)
     shown = axes[0].imshow(heat, cmap=colormaps[colormap], alpha=alpha if image is not None else 1.0,
@@ -98,14 +111,7 @@ def save_explanation_figure(
     for ax in axes[:2]:
         ax.set_axis_off()
 
-    axes[2].plot(insertion_x, insertion_y, label=f"insertion (AUC {trapezoid_auc(insertion_x, insertion_y):.4f})")
-    axes[2].plot(deletion_x, deletion_y, label=f"deletion (AUC {trapezoid_auc(deletion_x, deletion_y):.4f})")
-    axes[2].set_xlim(0.0, 1.0)
-    axes[2].set_ylim(0.0, 1.05)
-    axes[2].set_xlabel("fraction of image area")
-    axes[2].set_ylabel("target class probability")
-    axes[2].legend(loc="best")
-    axes[2].grid(alpha=0.3)
+    plot_curves(axes[2], (insertion_x, insertion_y), (deletion_x, deletion_y))
 
     if title:
         fig.suptitle(title)

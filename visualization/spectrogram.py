@@ -29,6 +29,7 @@ from submodular_attribution.common.results import LoadedResult, iter_results, ra
 from .canvas import save_figure
 from .defaults import DEFAULT_ALPHA, DEFAULT_COLORMAP
 from .folders import find_photo, read_run_info
+from .overlay import region_borders
 
 _HZ_TICKS = (100, 250, 500, 1000, 2000, 4000, 8000)
 
@@ -47,15 +48,6 @@ def _axes_in_units(ax, shape: tuple[int, int]) -> None:
     ax.set_yticks(rows, [f"{f // 1000}k" if f >= 1000 else str(f) for f in ticks])
     ax.set_xlabel("time (s)")
     ax.set_ylabel("frequency (Hz)")
-
-
-def _borders(ranks: np.ndarray) -> np.ndarray:
-    out = np.zeros(ranks.shape + (4,))
-    edge = np.zeros(ranks.shape, bool)
-    edge[:, :-1] |= ranks[:, 1:] != ranks[:, :-1]
-    edge[:-1, :] |= ranks[1:, :] != ranks[:-1, :]
-    out[edge] = (1.0, 1.0, 1.0, 0.6)
-    return out
 
 
 def save_spectrogram_figure(image: np.ndarray, result: LoadedResult, out_path: str | Path,
@@ -86,7 +78,9 @@ def save_spectrogram_figure(image: np.ndarray, result: LoadedResult, out_path: s
     axes[1].imshow(db, cmap="gray", vmin=db.min(), vmax=0.0, aspect="auto", interpolation="nearest")
     heat = axes[1].imshow(rank_map_saliency(ranks, n), cmap=colormaps[colormap], alpha=alpha, vmin=0.0,
                           vmax=1.0, aspect="auto", interpolation="nearest")
-    axes[1].imshow(_borders(ranks), aspect="auto", interpolation="nearest")
+    borders = np.zeros(ranks.shape + (4,))
+    borders[region_borders(ranks)] = (1.0, 1.0, 1.0, 0.6)
+    axes[1].imshow(borders, aspect="auto", interpolation="nearest")
     for rank in range(min(5, n)):
         rows, cols = np.nonzero(ranks == rank)
         axes[1].text(cols.mean(), rows.mean(), str(rank + 1), color="white", ha="center", va="center",
