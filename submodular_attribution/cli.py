@@ -25,7 +25,7 @@ from .common.images import image_tensor, load_image_rgb
 from .common.lists import ListItem
 from .common.prefetch import prefetched
 from .common.progress import ItemReport, run_groups
-from .common.provenance import write_provenance
+from .common.provenance import check_resumable, write_provenance
 from .common.results import is_finished, save_result
 from .frontend import base_parser, check_common, prepare, run_device
 from .objective import POSITIONAL_ORDER, Weights
@@ -219,6 +219,7 @@ def run(task: SMDLTask, args: argparse.Namespace) -> RunOutcome:
     run_dir = Path(args.save_dir or task.default_save_dir()) / run_folder_name(
         divider.config.name, settings.weights, settings.search, settings.options, args.seed)
     ensure_dir(run_dir)  # an uncreatable --save-dir fails before the model loads
+    check_resumable(run_dir, divider.describe(), input_size)
     ready = prepare(task.model, args, embeddings=settings.weights.effectiveness != 0)
     scorer = tune_scorer(ready.scorer, args)
     class_names = task.model.class_names_for(args, scorer.num_classes)

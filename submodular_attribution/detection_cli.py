@@ -34,7 +34,7 @@ from .common.images import image_tensor, load_image_rgb
 from .common.lists import select_range
 from .common.prefetch import prefetched
 from .common.progress import ItemReport, run_groups
-from .common.provenance import write_provenance
+from .common.provenance import check_resumable, write_provenance
 from .common.results import is_finished, save_result
 from .detection.scorer import DetectionScorer
 from .detection.targets import (DetectionItem, check_boxes, read_detection_list, read_grounding_list, resolve_class,
@@ -192,6 +192,7 @@ def run(kind: Kind, args: argparse.Namespace) -> RunOutcome:
     run_dir = Path(args.save_dir or paths.results_dir() / kind.save_dir) / run_folder_name(
         divider.config.name, settings.weights, settings.search, settings.options, args.seed)
     ensure_dir(run_dir)
+    check_resumable(run_dir, divider.describe(), (h, w))
 
     if kind is DETECTION and args.eval_list and Path(args.eval_list).resolve() == (paths.home() / SHAPES_LIST).resolve():
         from .detection.shapes_data import write_detection_eval_set

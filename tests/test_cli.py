@@ -84,6 +84,23 @@ def test_end_to_end_outputs_resume_and_evaluation(tmp_path, tiny_list, capsys):
     assert summary["num_images"] == 3 and 0 <= summary["insertion_auc"] <= 1
 
 
+def test_a_run_folder_refuses_results_of_another_region_size(tmp_path, tiny_list, capsys):
+    # the folder name omits the region size: resuming with another one would mix two divisions
+    task = _task(tmp_path)
+    assert _run(task, tiny_list, "--end", "1") == 0
+    run_dir = tmp_path / "results" / "slico-0.0-0.05-1.0-1.0"
+    capsys.readouterr()
+    assert _run(task, tiny_list, "--region-size", "6") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {run_dir} holds results made with the division {{'algorithm': 'slico', 'region_size': 8}}, "
+                   "not {'algorithm': 'slico', 'region_size': 6}; use another --save-dir (or remove that folder) so "
+                   "the two do not mix"]
+    assert len(find_result_files(run_dir)) == 1
+    assert _run(task, tiny_list, "--region-size", "6", "--save-dir", str(tmp_path / "other")) == 0
+    assert _run(task, tiny_list, "--end", "2") == 0  # the same division resumes
+    assert len(find_result_files(run_dir)) == 2
+
+
 def test_positional_and_named_lambdas_are_the_same_flags(tmp_path, tiny_list):
     task = _task(tmp_path)
     assert _run(task, tiny_list, "--end", "1", "--lambda1", "0.5", "--effectiveness-weight", "0") == 0

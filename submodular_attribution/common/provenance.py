@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from .atomic import ensure_dir
+from .errors import InputError
 
 PACKAGE_DIR = Path(__file__).resolve().parents[2]
 
@@ -47,3 +48,28 @@ def write_provenance(run_dir: str | Path, arguments: dict) -> None:
     run_dir = ensure_dir(run_dir)
     with open(run_dir / "runs.jsonl", "a") as handle:
         handle.write(json.dumps(entry, default=str) + "\n")
+
+
+def check_same_setting(run_dir: str | Path, key: str, value, what: str) -> None:
+    """Stop when ``run_dir`` already holds results made with another ``arguments[key]`` (the last
+    recorded invocation), so that a resumed run never mixes, say, two region sizes under one
+    folder name. ``what`` names the setting in the error."""
+    log = Path(run_dir) / "runs.jsonl"
+    if not log.is_file():
+        return
+    lines = [line for line in log.read_text().splitlines() if line.strip()]
+    try:
+        previous = json.loads(lines[-1])["arguments"][key] if lines else None
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return  # an older or foreign log: nothing to compare
+    current = json.loads(json.dumps(value, default=str))
+    if previous is not None and previous != current:
+        raise InputError(f"{run_dir} holds results made with {what} {previous}, not {current}; "
+                         "use another --save-dir (or remove that folder) so the two do not mix")
+
+
+def check_resumable(run_dir: str | Path, division: dict, input_size) -> None:
+    """A run folder's name omits the region size and input size: refuse to add results made with
+    others to results already there."""
+    check_same_setting(run_dir, "division_resolved", division, "the division")
+    check_same_setting(run_dir, "input_size", list(input_size), "--input-size")
