@@ -51,8 +51,8 @@ from submodular_attribution.shapes import write_eval_set
 from .localization import first_regions_hit
 
 WEIGHTS = Weights(0.01, 0.0, 20.0, 5.0)
-DEFAULT_SEARCHES = ("greedy", "bidirectional", "fast", "lazy", "lazy-bidirectional", "stochastic", "coarse-to-fine",
-                    "random")
+DEFAULT_SEARCHES = ("greedy", "bidirectional", "staged", "fast", "lazy", "lazy-bidirectional", "stochastic",
+                    "coarse-to-fine", "random")
 
 
 def get_args_parser() -> argparse.ArgumentParser:

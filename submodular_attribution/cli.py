@@ -146,10 +146,11 @@ class SMDLSettings:
 
 def smdl_settings(task: SMDLTask, args: argparse.Namespace) -> SMDLSettings:
     """Typed settings from the parsed flags; λ not given take the task's published values."""
-    for name in OPTIONS:
+    for name, option in OPTIONS.items():
         value = getattr(args, name)
-        if value is not None and value < (0 if name == "refresh_every" else 1):  # the others count steps or items
-            raise InputError(f"{OPTIONS[name].flag(name)} must be ≥ {0 if name == 'refresh_every' else 1}, got {value}")
+        problem = None if value is None else option.problem(value)
+        if problem:
+            raise InputError(f"{option.flag(name)} {problem}")
     published = task.weights_by_search.get(args.search, task.weights).positional()
     lambdas = [published[i] if getattr(args, f"lambda{i + 1}") is None else getattr(args, f"lambda{i + 1}")
                for i in range(4)]

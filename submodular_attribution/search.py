@@ -86,7 +86,7 @@ def _start(scorer: Scorer, image: torch.Tensor, labels: torch.Tensor, target: in
     start = time.perf_counter()
     ev = SetEvaluator(scorer, image, labels, target=target, batch_size=batch_size, precision=precision)
     distances = angular_distances(ev.region_embeddings()) if weights.effectiveness != 0 else None
-    ctx = SearchContext(ev.num_regions, ev.device, weights, distances, ev.labels, seed)
+    ctx = SearchContext(ev.num_regions, ev.device, weights, distances, ev.labels, seed, ev.full_set_scores())
     spec = SEARCHES[search]
     job = _Job(ev, ctx, _with_honest_curves(ctx, spec.run(ctx, **spec.options(options)), ev), start)
     _advance(job, None)

@@ -275,6 +275,8 @@ BAD = [
     (dict(num_regoins=4), TypeError, "unexpected keyword argument 'num_regoins'"),
     (dict(pending_samples=4), ValueError, "does not apply to search='fast'"),
     (dict(search="lazy", lazy_top=0), ValueError, "lazy_top must be ≥ 1"),
+    (dict(search="lazy", lazy_top=2.0), TypeError, "lazy_top must be an integer"),
+    (dict(search="staged", saturation="high"), TypeError, "saturation must be a number"),
     (dict(num_regions=1), ValueError, "num_regions must be ≥ 2"),
     (dict(num_regions=8, region_size=8), ValueError, "not both"),
     (dict(region_size=64), ValueError, "at least 2 are needed"),

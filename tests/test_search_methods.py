@@ -7,6 +7,7 @@ import torch
 from submodular_attribution.engine import SetEvaluator
 from submodular_attribution.objective import Weights
 from submodular_attribution.search import explain, explain_many, prefix_sets
+from submodular_attribution.models import ModelOutput
 from submodular_attribution.search_methods import SEARCHES, region_groups
 from tests.conftest import TinyScorer, random_labels
 
@@ -33,7 +34,9 @@ def same_trace(a, b):
     ("stochastic", {"subset_size": 9}),  # the subset is every candidate
     ("coarse-to-fine", {"groups": 9}),  # one region per group
     ("coarse-to-fine", {"groups": 1}),  # one group
-], ids=["lazy-u1", "lazy-s-all", "stochastic-all", "c2f-singletons", "c2f-one-group"])
+    ("staged", {"refresh_every": 1, "saturation": 1.0}),  # lazy from step 2, but refreshed every step
+    ("staged", {"lazy_top": 9, "refresh_every": 0}),  # the top covers every candidate
+], ids=["lazy-u1", "lazy-s-all", "stochastic-all", "c2f-singletons", "c2f-one-group", "staged-u1", "staged-s-all"])
 def test_searches_reduce_to_exact_greedy_at_their_limits(search, options, weights, seed):
     image, labels, scorer = case(seed=seed)
     greedy = explain(scorer, image, labels, 1, weights, search="greedy", batch_size=4)
@@ -109,6 +112,52 @@ def test_fast_meets_its_budget():
     fast = explain(scorer, image, labels, 0, w, search="fast")
     greedy = explain(scorer, image, labels, 0, w, search="greedy")
     assert fast.forward_passes <= 0.2 * greedy.forward_passes
+
+
+class LinearProbabilityScorer:
+    """Two classes; p_1 = Σ_r a_r · (mean red of region r), with Σ a = 1 on an all-ones image.
+    Then p_1(insert(S)) = Σ_{r∈S} a_r and p_1(delete(S)) = Σ_{r∉S} a_r: with λ1 = λ2 = 0 the
+    objective is modular, (λ3 + λ4) Σ_{r∈S} a_r, and exact greedy orders regions by a."""
+
+    def __init__(self, labels: torch.Tensor, a: torch.Tensor):
+        self.device, self.num_classes = torch.device("cpu"), 2
+        self.means = torch.nn.functional.one_hot(labels.flatten(), len(a)).double()
+        self.means /= self.means.sum(0, keepdim=True)
+        self.a = a.double() / a.sum()
+
+    def __call__(self, images: torch.Tensor) -> ModelOutput:
+        p = images[:, 0].reshape(len(images), -1).double() @ self.means @ self.a
+        return ModelOutput(probs=torch.stack([1 - p, p], 1))
+
+
+def test_staged_ends_its_exact_head_when_no_region_raises_insertion_by_the_saturation():
+    """Known answer on a modular objective: the regions' own gains a_r never change, so the
+    stale-gain steps (top 1, no refresh) still follow exact greedy (decreasing a). The head
+    scores every candidate until the step whose best candidate adds < 0.05 to p_1, plus one
+    step; each later step scores one."""
+    n = 12
+    a = torch.tensor([0.30, 0.20, 0.12, 0.04, 0.06, 0.03, 0.08, 0.035, 0.045, 0.025, 0.028, 0.015])  # no ties
+    labels = torch.arange(n).reshape(3, 4)
+    scorer = LinearProbabilityScorer(labels, a)
+    image = torch.ones(3, 3, 4, dtype=torch.float64)
+    w = Weights(0.0, 0.0, 20.0, 5.0)
+    trace = explain(scorer, image, labels, 1, w, search="staged",
+                    options={"saturation": 0.05, "lazy_top": 1, "refresh_every": 0})
+    greedy = explain(scorer, image, labels, 1, w, search="greedy")
+    assert trace.order == greedy.order == torch.argsort(a, descending=True, stable=True).tolist()
+    shares = torch.sort(a / a.sum(), descending=True).values
+    last_exact = int((shares < 0.05).nonzero()[0])
+    assert last_exact == 5  # shares ≈ .31 .20 .12 .08 .06 .046 …: step 5 is the first whose best gain is < .05
+    sets = sum(n - i for i in range(last_exact + 2)) + (n - last_exact - 3)
+    assert trace.forward_passes == 2 + 2 * sets
+    np.testing.assert_allclose(trace.consistency, torch.cumsum(shares, 0).numpy(), atol=1e-12)
+
+
+def test_staged_rejects_bad_options():
+    image, labels, scorer = case()
+    for options in ({"saturation": 1.5}, {"lazy_top": 0}, {"refresh_every": -1}):
+        with pytest.raises(ValueError, match="staged search needs"):
+            explain(scorer, image, labels, 1, WEIGHTS[0], search="staged", options=options)
 
 
 def test_region_groups_are_connected_and_cover_every_region():

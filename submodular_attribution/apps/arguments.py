@@ -157,7 +157,9 @@ def check_search_options(search: Any, options: Mapping | None, extra: Mapping) -
                             f"search options: {', '.join(OPTIONS)})")
         if name not in spec.defaults:
             raise ValueError(f"search option {name!r} does not apply to search={search!r} (it takes {takes})")
-        check_int(name, value, 0 if name == "refresh_every" else 1)
+        problem = OPTIONS[name].problem(value)
+        if problem:
+            raise (TypeError if problem.startswith("must be a") else ValueError)(f"{name} {problem}")
     return spec.options(given)
 
 
