@@ -31,12 +31,11 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from submodular_attribution.common import paths
 from submodular_attribution.common.atomic import ensure_dir
 from submodular_attribution.common.errors import InputError, run_reporting_input_errors
-from submodular_attribution.common.images import IMAGE_SUFFIXES, image_tensor, load_image_rgb
+from submodular_attribution.common.images import IMAGE_SUFFIXES, image_tensor
 from submodular_attribution.common.lists import ListItem, read_eval_list
 from submodular_attribution.common.maps import map_path, save_map
 from submodular_attribution.common.progress import run_items
@@ -154,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
     model = attribution_model(ready.scorer, batch_size=args.batch_size)
     write_provenance(save_dir, {**vars(args), "save_dir": str(save_dir), "rank": ready.worker.rank})
     size = tuple(args.input_size)
-    load = lambda path: image_tensor(load_image_rgb(path, size))  # noqa: E731
+    load = lambda path: image_tensor(task.read_input(path, size))  # noqa: E731
     if args.method in FOLDER_REFERENCES:
         options[FOLDER_REFERENCES[args.method]] = _folder_references(args, load).to(model.device)
     all_items = read_eval_list(args.eval_list)  # IG²'s references: other-class images of the whole list

@@ -48,7 +48,7 @@ from submodular_attribution.common import paths
 from submodular_attribution.common.atomic import atomic_write_json, atomic_write_text, ensure_dir
 from submodular_attribution.common.curves import mean_finite, spread
 from submodular_attribution.common.errors import InputError, run_reporting_input_errors
-from submodular_attribution.common.images import image_tensor, load_image_rgb
+from submodular_attribution.common.images import image_tensor
 from submodular_attribution.common.lists import ListItem
 from submodular_attribution.common.progress import run_items
 from submodular_attribution.common.provenance import write_provenance
@@ -142,8 +142,7 @@ def _explain_smdl(settings: SMDLSettings, scorer, divider, image: np.ndarray, x:
 
 
 def _row(args, settings, scorer, model: CountingModel, divider, method: str, item: ListItem, root: Path) -> dict:
-    load = get_smdl_task(args.model).model.load_input or load_image_rgb  # an audio task reads a WAV file
-    image = load(root / item.path, tuple(args.input_size))
+    image = get_smdl_task(args.model).model.read_input(root / item.path, args.input_size)  # audio: a WAV file
     x = image_tensor(image).to(model.device)
     target = item.label if args.target == "label" else int(model.batched_probs(x[None]).argmax())
     start = time.perf_counter()

@@ -145,7 +145,7 @@ def saliency_values(args: argparse.Namespace, budgets: Sequence[float]) -> list[
     from tqdm import tqdm
 
     from baseline_attribution.models import attribution_model
-    from submodular_attribution.common.images import image_tensor, load_image_rgb
+    from submodular_attribution.common.images import image_tensor
     from submodular_attribution.common.maps import read_map
     from submodular_attribution.frontend import prepare
     from submodular_attribution.tasks import get_model_task
@@ -157,14 +157,15 @@ def saliency_values(args: argparse.Namespace, budgets: Sequence[float]) -> list[
         raise InputError(f"--maps {maps_dir}: no such folder")
     if args.n_points < 2:
         raise InputError(f"--n-points must be >= 2, got {args.n_points}")
-    ready = prepare(get_model_task(args.model), args)
+    task = get_model_task(args.model)
+    ready = prepare(task, args)
     if ready.worker.world_size > 1:
         raise InputError("highest_confidence runs as a single process; do not start it with torchrun")
     model = attribution_model(ready.scorer, batch_size=args.batch_size)
     per_image = []
     for item in tqdm(ready.items, desc="highest confidence", unit="img", disable=None if len(ready.items) > 5 else True):
         saliency = read_map(maps_dir, str(item.label), item.stem)
-        image = image_tensor(load_image_rgb(ready.root / item.path, tuple(args.input_size))).to(model.device)
+        image = image_tensor(task.read_input(ready.root / item.path, args.input_size)).to(model.device)
         if saliency.shape != tuple(image.shape[1:]):
             raise InputError(f"{maps_dir / str(item.label) / (item.stem + '.npy')}: map {saliency.shape} does not "
                              f"match the model's input size {tuple(image.shape[1:])} (--input-size)")

@@ -21,7 +21,7 @@ from .common import paths
 from .common.atomic import ensure_dir
 from .common.distributed import current_worker
 from .common.errors import InputError, run_reporting_input_errors
-from .common.images import image_tensor, load_image_rgb
+from .common.images import image_tensor
 from .common.lists import ListItem
 from .common.prefetch import prefetched
 from .common.progress import ItemReport, run_groups
@@ -235,7 +235,7 @@ def run(task: SMDLTask, args: argparse.Namespace) -> RunOutcome:
           file=sys.stderr)
 
     def load(item: ListItem) -> tuple[np.ndarray, np.ndarray]:
-        image = (task.model.load_input or load_image_rgb)(ready.root / item.path, input_size)
+        image = task.model.read_input(ready.root / item.path, input_size)
         return image, divider(image, item)
 
     def explain_group(group: list[tuple[ListItem, tuple[np.ndarray, np.ndarray]]]) -> list[tuple[int, float]]:

@@ -17,6 +17,7 @@ import torch
 from .common import paths
 from .common.distributed import file_lock
 from .common.errors import InputError
+from .common.images import load_image_rgb
 from .models import Scorer
 
 
@@ -35,7 +36,7 @@ class ModelTask:
     load_input(path, (H, W)): reads one list item's file and returns the H×W×3 uint8 array that
         the region divider splits and the scorer receives (as [0, 1] floats, via
         ``common.images.image_tensor``); an unreadable file is an InputError naming it. None: the
-        item is an image file (``common.images.load_image_rgb``).
+        item is an image file (``common.images.load_image_rgb``). Read items with :meth:`read_input`.
     """
 
     name: str
@@ -65,6 +66,11 @@ class ModelTask:
                 raise InputError(f"--class-names {path}: {len(names)} names, but the model has {num_classes} classes")
             return None
         return names
+
+    def read_input(self, path: Path, size: tuple[int, int]) -> np.ndarray:
+        """One list item's file as the H×W×3 uint8 array the model sees (an image, or e.g. a
+        sound's spectrogram image)."""
+        return (self.load_input or load_image_rgb)(path, tuple(size))
 
     def default_checkpoint(self) -> str | None:
         return None if self.checkpoint is None else str(paths.ckpt_dir() / self.checkpoint)
