@@ -9,8 +9,9 @@ published single-modal λ (0.01, 0, 20, 5), each search orders the same images. 
 
 * forwards/img — model forward passes per image (2 references, the search, any prefix scored
   for the curves); ratio — to exact greedy's;
-* s/img — wall time per image (division excluded); pure s — the same forwards through the bare
-  model in full batches; overhead — s/img ÷ pure s;
+* s/img — wall time per image (division excluded; ``--images-at-once`` images advance together,
+  as on the command line, and share their group's time); pure s — the same forwards through the
+  bare model in full batches; overhead — s/img ÷ pure s;
 * Insertion / Deletion AUC — area-based, as ``evals.eval_AUC_faithfulness``, mean over images;
   Δ mean and Δ worst — per-image difference to exact greedy (worst: lowest for insertion,
   highest for deletion);
@@ -21,9 +22,7 @@ Writes ``<output-dir>/<model>-N<n>.md`` per table and ``results.json``; prints t
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import time
 from pathlib import Path
 from typing import Sequence
 
@@ -43,7 +42,7 @@ from submodular_attribution.engine import PRECISIONS
 from submodular_attribution.models import resolve_device
 from submodular_attribution.objective import Weights
 from submodular_attribution.regions import DivisionConfig, RegionDivider
-from submodular_attribution.search import explain
+from submodular_attribution.search import explain_many
 from submodular_attribution.search_methods import SEARCHES
 from submodular_attribution.shapes import ARCHITECTURES, IMAGE_SIZE, build_scorer, load_mask, load_or_train_default
 from submodular_attribution.shapes import write_eval_set
@@ -66,6 +65,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--num-images", type=int, default=20, help="images of the default evaluation set")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--images-at-once", type=int, default=8,
+                        help="images whose searches advance together, sharing forward batches (as the CLI's)")
     parser.add_argument("--precision", choices=tuple(PRECISIONS), default="fp32")
     parser.add_argument("--output-dir", default=None, help="default: explanation_results/benchmark_search")
     parser.add_argument("--ckpt-dir", default=None, help="where the models are cached (default: ckpt/)")
@@ -85,19 +86,25 @@ def _per_image(trace, labels: np.ndarray, image_path: Path) -> dict:
 
 
 def run_setting(scorer, images: list[tuple[Path, np.ndarray, np.ndarray, int]], searches: Sequence[str],
-                batch_size: int, precision: str, bare_rate: float, desc: str) -> dict[str, list[dict]]:
-    """Per search, one dict per image (AUCs, forwards, seconds, pointing)."""
+                batch_size: int, precision: str, bare_rate: float, desc: str, at_once: int = 8) -> dict[str, list[dict]]:
+    """Per search, one dict per image (AUCs, forwards, seconds, pointing). ``at_once`` images'
+    searches advance together, as the command line's ``--images-at-once``; each image's seconds
+    are its group's wall time divided by the group's size."""
     rows: dict[str, list[dict]] = {}
     for search in searches:
         progress = Progress(len(images), f"{desc} {search}")
         rows[search] = []
-        for k, (path, image, labels, label) in enumerate(images):
-            trace = explain(scorer, image_tensor(image), torch.from_numpy(labels), label, WEIGHTS, search=search,
-                            batch_size=batch_size, seed=k, precision=precision)
-            row = _per_image(trace, labels, path)
-            row["pure_seconds"] = trace.forward_passes / bare_rate
-            rows[search].append(row)
-            progress.update()
+        for start in range(0, len(images), at_once):
+            group = images[start:start + at_once]
+            traces = explain_many(scorer, [(image_tensor(image), torch.from_numpy(labels), label, start + k)
+                                           for k, (_, image, labels, label) in enumerate(group)],
+                                  WEIGHTS, search=search, batch_size=batch_size, precision=precision)
+            for trace, (path, _, labels, _) in zip(traces, group):
+                row = _per_image(trace, labels, path)
+                row["seconds"] = trace.seconds / len(group)
+                row["pure_seconds"] = trace.forward_passes / bare_rate
+                rows[search].append(row)
+            progress.update(len(group))
         progress.close()
     return rows
 
@@ -145,8 +152,8 @@ def run(args: argparse.Namespace) -> dict:
         raise InputError(f"--searches: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(SEARCHES)}")
     if "greedy" in searches:  # the reference first
         searches = ["greedy"] + [s for s in searches if s != "greedy"]
-    if args.num_images < 1 or args.batch_size < 1 or min(args.regions) < 2:
-        raise InputError("--num-images and --batch-size must be ≥ 1 and --regions ≥ 2")
+    if min(args.num_images, args.batch_size, args.images_at_once) < 1 or min(args.regions) < 2:
+        raise InputError("--num-images, --batch-size and --images-at-once must be ≥ 1 and --regions ≥ 2")
     device = resolve_device(args.device)
     output_dir = Path(args.output_dir or paths.explanations_dir() / "benchmark_search")
     list_path = write_eval_set(Path(args.data_dir) if args.data_dir else paths.home() / "datasets" / "shapes",
@@ -163,11 +170,13 @@ def run(args: argparse.Namespace) -> dict:
         for n in args.regions:
             divider = RegionDivider(DivisionConfig("slico", num_regions=n), (IMAGE_SIZE, IMAGE_SIZE))
             images = [(path, image, divider(image, item), label) for (path, image, label), item in zip(photos, items)]
-            rows = run_setting(scorer, images, searches, args.batch_size, args.precision, bare, f"{arch} N≈{n}")
+            rows = run_setting(scorer, images, searches, args.batch_size, args.precision, bare, f"{arch} N≈{n}",
+                               args.images_at_once)
             table = summarize(rows)
             title = (f"{arch} (held-out accuracy {info['val_accuracy']:.3f}), SLICO ≈{n} regions "
                      f"(mean {table[0]['regions']:.1f}), {len(images)} images, {device.type}, batch {args.batch_size}, "
-                     f"{args.precision}, {torch.get_num_threads()} CPU threads, bare model {bare:,.0f} images/s")
+                     f"{args.precision}, {args.images_at_once} images at once, {torch.get_num_threads()} CPU threads, "
+                     f"bare model {bare:,.0f} images/s")
             text = format_table(title, table)
             atomic_write_text(output_dir / f"{arch}-N{n}.md", text + "\n")
             results[f"{arch}-N{n}"] = {"title": title, "table": table, "per_image": rows}

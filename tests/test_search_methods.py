@@ -171,7 +171,7 @@ def test_region_groups_are_connected_and_cover_every_region():
         assert ndimage.label(grid == g)[1] == 1  # one connected piece
 
 
-@pytest.mark.parametrize("search", ["greedy", "fast", "bidirectional", "stochastic"])
+@pytest.mark.parametrize("search", ["greedy", "fast", "staged", "bidirectional", "stochastic"])
 def test_images_advancing_together_give_the_same_results(search):
     """Three images with different region counts, targets and seeds on one scorer, with a batch
     size that splits and mixes their requests: each result equals its image explained alone."""
