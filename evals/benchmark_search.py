@@ -13,7 +13,8 @@ published single-modal λ (0.01, 0, 20, 5), each search orders the same images. 
   as on the command line, and share their group's time); pure s — the same forwards through the
   bare model in full batches; overhead — s/img ÷ pure s;
 * Insertion / Deletion AUC — area-based, as ``evals.eval_AUC_faithfulness``, mean over images;
-  Δ mean and Δ worst — per-image difference to exact greedy (worst: lowest for insertion,
+  Δ mean ± s.e. and Δ worst — per-image difference to exact greedy: its mean with the standard
+  error of that mean (paired over the same images), and the worst image (lowest for insertion,
   highest for deletion);
 * pointing — share of images whose first region lies mostly on the object.
 
@@ -109,6 +110,11 @@ def run_setting(scorer, images: list[tuple[Path, np.ndarray, np.ndarray, int]], 
     return rows
 
 
+def _standard_error(differences: np.ndarray) -> float:
+    """Standard error of a mean of paired per-image differences (0 for one image)."""
+    return float(differences.std(ddof=1) / np.sqrt(len(differences))) if len(differences) > 1 else 0.0
+
+
 def summarize(rows: dict[str, list[dict]]) -> list[dict]:
     reference = rows.get("greedy")
     table = []
@@ -125,23 +131,26 @@ def summarize(rows: dict[str, list[dict]]) -> list[dict]:
             dele = get("deletion_auc") - np.array([r["deletion_auc"] for r in reference])
             entry.update(ratio=entry["forwards"] / float(np.mean([r["forwards"] for r in reference])),
                          d_insertion=float(ins.mean()), d_insertion_worst=float(ins.min()),
-                         d_deletion=float(dele.mean()), d_deletion_worst=float(dele.max()))
+                         d_insertion_se=_standard_error(ins),
+                         d_deletion=float(dele.mean()), d_deletion_worst=float(dele.max()),
+                         d_deletion_se=_standard_error(dele))
         table.append(entry)
     return table
 
 
 def format_table(title: str, table: list[dict]) -> str:
     lines = [f"**{title}**", "",
-             "| search | forwards/img | ratio | s/img | pure s | overhead | Insertion AUC ↑ | Δ mean | Δ worst "
-             "| Deletion AUC ↓ | Δ mean | Δ worst | pointing ↑ |",
+             "| search | forwards/img | ratio | s/img | pure s | overhead | Insertion AUC ↑ | Δ mean ± s.e. | Δ worst "
+             "| Deletion AUC ↓ | Δ mean ± s.e. | Δ worst | pointing ↑ |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for e in table:
         d = (lambda k: f"{e[k]:+.4f}" if k in e else "–")  # noqa: E731
+        mean = (lambda k: f"{e[k]:+.4f} ± {e[k + '_se']:.4f}" if k in e else "–")  # noqa: E731
         ratio = f"{e['ratio']:.3f}" if "ratio" in e else "–"
         pointing = f"{e['pointing']:.0%}" if e["pointing"] is not None else "–"
         lines.append(f"| {e['search']} | {e['forwards']:,.0f} | {ratio} | {e['seconds']:.3f} | {e['pure_seconds']:.3f} "
-                     f"| {e['overhead']:.2f} | {e['insertion_auc']:.4f} | {d('d_insertion')} | {d('d_insertion_worst')} "
-                     f"| {e['deletion_auc']:.4f} | {d('d_deletion')} | {d('d_deletion_worst')} | {pointing} |")
+                     f"| {e['overhead']:.2f} | {e['insertion_auc']:.4f} | {mean('d_insertion')} | {d('d_insertion_worst')} "
+                     f"| {e['deletion_auc']:.4f} | {mean('d_deletion')} | {d('d_deletion_worst')} | {pointing} |")
     return "\n".join(lines)
 
 

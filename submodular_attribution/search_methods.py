@@ -30,11 +30,12 @@ Registered searches (F = the objective; "scores c" = evaluates F(S ∪ {c})):
 * ``lazy-bidirectional`` — the bidirectional search with lazy steps: after a first full
   ranking, forward steps score the ``lazy_top`` best by last known value and backward steps the
   ``pending_samples`` worst, so both ends of the order are built from fresh scores.
-* ``staged`` — exact greedy while a region can still raise the target probability of the
-  insertion image by ``saturation`` or more (and one step after the one that finds none), then stale-gain lazy
-  greedy: each step re-scores the ``lazy_top`` candidates with the largest last known gain
-  F(S' ∪ {c}) − F(S'), with every candidate re-scored every ``refresh_every`` steps. The head
-  decides the insertion curve; the gains keep ranking the tail for the deletion curve.
+* ``staged`` — exact greedy while some region can still raise the target probability of the
+  insertion image by ``saturation``/N or more (more than its share of the image, at 1), and one
+  step after the one that finds none; then stale-gain lazy greedy: each step re-scores the
+  ``lazy_top`` candidates with the largest last known gain F(S' ∪ {c}) − F(S'), with every
+  candidate re-scored every ``refresh_every`` steps. The head decides the insertion curve; the
+  gains keep ranking the tail for the deletion curve.
 * ``fast`` — the quick option: about a fifth of greedy's forwards at N ≈ 49; close to greedy on
   insertion AUC, weaker on deletion (the README's search benchmark gives the frontier).
 * ``random`` — a seeded random order of the same regions, scored the same way (a control).
@@ -313,13 +314,13 @@ def coarse_to_fine(ctx: SearchContext, groups: int = 7) -> Request:
     return (yield from _within_units(ctx, units, unit_order, unit_prefix))
 
 
-def staged(ctx: SearchContext, saturation: float = 0.02, lazy_top: int = 2, refresh_every: int = 12) -> Request:
+def staged(ctx: SearchContext, saturation: float = 1.0, lazy_top: int = 2, refresh_every: int = 8) -> Request:
     """Exact greedy steps until one shows that no candidate raises p_t of the insertion image by
-    ``saturation`` over the current set's, and one more (the deletion side has changed regime by
-    then); then lazy steps ranked by last known gain, with a full re-scoring every
-    ``refresh_every`` steps (0: none)."""
-    if not 0 <= saturation <= 1 or lazy_top < 1 or refresh_every < 0:
-        raise ValueError(f"staged search needs 0 ≤ saturation ≤ 1, lazy_top ≥ 1 and refresh_every ≥ 0; "
+    ``saturation`` / N over the current set's (by more than an N-th, a region's share of the
+    image, at 1), and one more (the deletion side has changed regime by then); then lazy steps
+    ranked by last known gain, with a full re-scoring every ``refresh_every`` steps (0: none)."""
+    if not 0 <= saturation or lazy_top < 1 or refresh_every < 0:
+        raise ValueError(f"staged search needs saturation ≥ 0, lazy_top ≥ 1 and refresh_every ≥ 0; "
                          f"got {saturation}, {lazy_top}, {refresh_every}")
     if ctx.reference is None:
         raise ValueError("staged search needs the reference scores (SearchContext.reference)")
@@ -345,7 +346,7 @@ def staged(ctx: SearchContext, saturation: float = 0.02, lazy_top: int = 2, refr
             values = ctx.objective(sets, scores)
             best = int(values.argmax())  # the first maximum: ties go to the lowest id
             gain[candidates] = values - value
-            if lazy_from is None and float(scores.insert_target.max() - current.insert_target[0]) < saturation:
+            if lazy_from is None and float(scores.insert_target.max() - current.insert_target[0]) < saturation / n:
                 lazy_from = step + 1
             region, value = int(candidates[best]), float(values[best])
             current = prefix[step + 1] = scores.select(slice(best, best + 1))
@@ -412,8 +413,8 @@ OPTIONS: dict[str, Option] = {
     "early_top": Option(int, 0, "lazy: candidates re-scored per step during the early steps (0: lazy_top)"),
     "early_steps": Option(int, 0, "lazy: steps after the exact ones that re-score early_top candidates"),
     "subset_size": Option(int, 8, "stochastic: random candidates scored per step"),
-    "saturation": Option(float, 0.02, "staged: exact steps until no region raises p_t of the insertion image by this",
-                         minimum=0, maximum=1),
+    "saturation": Option(float, 1.0, "staged: exact steps until no region raises p_t of the insertion image by this "
+                                      "over N (N regions)", minimum=0),
     "groups": Option(int, 7, "coarse-to-fine: groups of adjacent regions ordered first"),
 }
 
@@ -447,7 +448,7 @@ SEARCHES: dict[str, SearchSpec] = {
                        lambda o, seed: "-lazy-" + "-".join(str(o[k]) for k in (
                            "refresh_every", "lazy_top", "exact_steps", "early_top", "early_steps"))),
     "staged": SearchSpec(staged, "exact greedy until the insertion score saturates, then stale-gain lazy greedy",
-                         {"saturation": 0.02, "lazy_top": 2, "refresh_every": 12},
+                         {"saturation": 1.0, "lazy_top": 2, "refresh_every": 8},
                          lambda o, seed: f"-staged-{o['saturation']}-{o['lazy_top']}-{o['refresh_every']}"),
     "lazy-bidirectional": SearchSpec(
         lazy_bidirectional, "bidirectional with lazy steps", {"pending_samples": 4, "lazy_top": 4},

@@ -324,7 +324,7 @@ def test_search_options_precision_and_folder_names(tmp_path, tiny_list):
 def test_bad_search_options_are_input_errors(tmp_path, tiny_list, capsys):
     assert _run(_task(tmp_path), tiny_list, "--search", "lazy", "--lazy-top", "0") == 2
     assert "--lazy-top must be ≥ 1" in _error(capsys)
-    assert _run(_task(tmp_path), tiny_list, "--search", "staged", "--saturation", "1.5") == 2
-    assert "--saturation must be ≥ 0 and ≤ 1, got 1.5" in _error(capsys)
+    assert _run(_task(tmp_path), tiny_list, "--search", "staged", "--saturation", "-0.5") == 2
+    assert "--saturation must be ≥ 0, got -0.5" in _error(capsys)
     assert _run(_task(tmp_path), tiny_list, "--images-at-once", "0") == 2
     assert "--images-at-once must be ≥ 1" in _error(capsys)

@@ -34,7 +34,7 @@ def same_trace(a, b):
     ("stochastic", {"subset_size": 9}),  # the subset is every candidate
     ("coarse-to-fine", {"groups": 9}),  # one region per group
     ("coarse-to-fine", {"groups": 1}),  # one group
-    ("staged", {"refresh_every": 1, "saturation": 1.0}),  # lazy from step 2, but refreshed every step
+    ("staged", {"refresh_every": 1, "saturation": 9.0}),  # threshold 9/N = 1: lazy at once, but refreshed every step
     ("staged", {"lazy_top": 9, "refresh_every": 0}),  # the top covers every candidate
 ], ids=["lazy-u1", "lazy-s-all", "stochastic-all", "c2f-singletons", "c2f-one-group", "staged-u1", "staged-s-all"])
 def test_searches_reduce_to_exact_greedy_at_their_limits(search, options, weights, seed):
@@ -132,9 +132,9 @@ class LinearProbabilityScorer:
 
 def test_staged_ends_its_exact_head_when_no_region_raises_insertion_by_the_saturation():
     """Known answer on a modular objective: the regions' own gains a_r never change, so the
-    stale-gain steps (top 1, no refresh) still follow exact greedy (decreasing a). The head
-    scores every candidate until the step whose best candidate adds < 0.05 to p_1, plus one
-    step; each later step scores one."""
+    stale-gain steps (top 1, no refresh) still follow exact greedy (decreasing a). With
+    saturation 0.6 over N = 12 regions, the head scores every candidate until the step whose
+    best candidate adds < 0.05 to p_1, plus one step; each later step scores one."""
     n = 12
     a = torch.tensor([0.30, 0.20, 0.12, 0.04, 0.06, 0.03, 0.08, 0.035, 0.045, 0.025, 0.028, 0.015])  # no ties
     labels = torch.arange(n).reshape(3, 4)
@@ -142,7 +142,7 @@ def test_staged_ends_its_exact_head_when_no_region_raises_insertion_by_the_satur
     image = torch.ones(3, 3, 4, dtype=torch.float64)
     w = Weights(0.0, 0.0, 20.0, 5.0)
     trace = explain(scorer, image, labels, 1, w, search="staged",
-                    options={"saturation": 0.05, "lazy_top": 1, "refresh_every": 0})
+                    options={"saturation": 0.6, "lazy_top": 1, "refresh_every": 0})
     greedy = explain(scorer, image, labels, 1, w, search="greedy")
     assert trace.order == greedy.order == torch.argsort(a, descending=True, stable=True).tolist()
     shares = torch.sort(a / a.sum(), descending=True).values
@@ -155,7 +155,7 @@ def test_staged_ends_its_exact_head_when_no_region_raises_insertion_by_the_satur
 
 def test_staged_rejects_bad_options():
     image, labels, scorer = case()
-    for options in ({"saturation": 1.5}, {"lazy_top": 0}, {"refresh_every": -1}):
+    for options in ({"saturation": -0.1}, {"lazy_top": 0}, {"refresh_every": -1}):
         with pytest.raises(ValueError, match="staged search needs"):
             explain(scorer, image, labels, 1, WEIGHTS[0], search="staged", options=options)
 

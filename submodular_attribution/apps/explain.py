@@ -92,8 +92,8 @@ def explain(
         search: a name in :data:`~submodular_attribution.search_methods.SEARCHES`; default
             ``fast``, the quick option (≈ a fifth of exact greedy's forwards at N ≈ 49, close on
             insertion AUC, weaker on deletion: README, "Faster searches"); ``greedy`` is exact
-            greedy, ``bidirectional`` LIMA's search, ``staged`` about a third of greedy's
-            forwards at N ≈ 49 and a fifth at N ≈ 100 with AUCs within ≈ 0.01 of greedy's.
+            greedy, ``bidirectional`` LIMA's search, ``staged`` about 30 % of greedy's forwards
+            with AUCs within ≈ 0.01 of greedy's (README, "Faster searches").
         weights: the objective's λ, a :class:`~submodular_attribution.objective.Weights` or a
             dict of ``confidence``, ``effectiveness``, ``consistency``, ``collaboration``
             (names not given keep the default); default the published single-modal values
