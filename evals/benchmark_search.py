@@ -90,7 +90,7 @@ def run_setting(scorer, images: list[tuple[Path, np.ndarray, np.ndarray, int]], 
                 batch_size: int, precision: str, bare_rate: float, desc: str, at_once: int = 8) -> dict[str, list[dict]]:
     """Per search, one dict per image (AUCs, forwards, seconds, pointing). ``at_once`` images'
     searches advance together, as the command line's ``--images-at-once``; each image's seconds
-    are its group's wall time divided by the group's size."""
+    are its share of the group's wall time."""
     rows: dict[str, list[dict]] = {}
     for search in searches:
         progress = Progress(len(images), f"{desc} {search}")
@@ -102,7 +102,6 @@ def run_setting(scorer, images: list[tuple[Path, np.ndarray, np.ndarray, int]], 
                                   WEIGHTS, search=search, batch_size=batch_size, precision=precision)
             for trace, (path, _, labels, _) in zip(traces, group):
                 row = _per_image(trace, labels, path)
-                row["seconds"] = trace.seconds / len(group)
                 row["pure_seconds"] = trace.forward_passes / bare_rate
                 rows[search].append(row)
             progress.update(len(group))

@@ -74,7 +74,6 @@ class _Job:
     ev: SetEvaluator
     ctx: SearchContext
     steps: Any  # the running generator
-    start: float
     pending: torch.Tensor | None = None
     done: tuple[list[int], list[SetScores]] | None = None
 
@@ -83,12 +82,11 @@ def _start(scorer: Scorer, image: torch.Tensor, labels: torch.Tensor, target: in
            search: str, options: dict, batch_size: int, seed: int, precision: str) -> _Job:
     if search not in SEARCHES:
         raise ValueError(f"unknown search {search!r}; choose from {', '.join(SEARCHES)}")
-    start = time.perf_counter()
     ev = SetEvaluator(scorer, image, labels, target=target, batch_size=batch_size, precision=precision)
     distances = angular_distances(ev.region_embeddings()) if weights.effectiveness != 0 else None
     ctx = SearchContext(ev.num_regions, ev.device, weights, distances, ev.labels, seed, ev.full_set_scores())
     spec = SEARCHES[search]
-    job = _Job(ev, ctx, _with_honest_curves(ctx, spec.run(ctx, **spec.options(options)), ev), start)
+    job = _Job(ev, ctx, _with_honest_curves(ctx, spec.run(ctx, **spec.options(options)), ev))
     _advance(job, None)
     return job
 
@@ -100,7 +98,7 @@ def _advance(job: _Job, scores: SetScores | None) -> None:
         job.pending, job.done = None, stop.value
 
 
-def _trace(job: _Job) -> SearchTrace:
+def _trace(job: _Job, seconds: float) -> SearchTrace:
     order, prefix_scores = job.done
     ctx, ev = job.ctx, job.ev
     scores = SetScores.cat(prefix_scores)
@@ -119,7 +117,7 @@ def _trace(job: _Job) -> SearchTrace:
         org_score=ev.org_score,
         baseline_score=ev.baseline_score,
         forward_passes=ev.forward_passes,
-        seconds=time.perf_counter() - job.start,
+        seconds=seconds,
     )
 
 
@@ -136,9 +134,11 @@ def explain_many(
 
     images: ``(image 3×H×W float RGB in [0, 1], label map H×W 0..N−1, target or None, seed)``
     per image (sizes may differ). Each round, the pending requests of every unfinished image
-    are scored in shared batches of ``batch_size`` images. ``seconds`` of each trace is the wall
-    time of the whole group. Returns one :class:`SearchTrace` per image, in order.
+    are scored in shared batches of ``batch_size`` images. ``seconds`` of each trace is its
+    share of the group's wall time (that time over the number of images), so that means over
+    traces are seconds per image. Returns one :class:`SearchTrace` per image, in order.
     """
+    start = time.perf_counter()
     jobs = [_start(scorer, image, labels, target, weights, search, options or {}, batch_size, seed, precision)
             for image, labels, target, seed in images]
     while True:
@@ -148,7 +148,8 @@ def explain_many(
         results = score_requests([(job.ev, job.pending) for job in active], batch_size)
         for job, scores in zip(active, results):
             _advance(job, scores)
-    return [_trace(job) for job in jobs]
+    share = (time.perf_counter() - start) / max(len(jobs), 1)
+    return [_trace(job, share) for job in jobs]
 
 
 def explain(

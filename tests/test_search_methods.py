@@ -185,6 +185,17 @@ def test_images_advancing_together_give_the_same_results(search):
         assert joint.forward_passes == alone.forward_passes and joint.target == alone.target
 
 
+def test_seconds_are_each_images_share_of_the_groups_time():
+    """Means over traces (the result files' ``seconds``) are seconds per image whatever the group."""
+    import time
+
+    cases = [case(n=9, seed=s) for s in range(3)]
+    start = time.perf_counter()
+    traces = explain_many(cases[0][2], [(image, labels, 0, 0) for image, labels, _ in cases], WEIGHTS[0], "greedy")
+    elapsed = time.perf_counter() - start
+    assert len({t.seconds for t in traces}) == 1 and 0 < 3 * traces[0].seconds <= elapsed
+
+
 def test_images_of_different_sizes_advance_together():
     """Each size goes through the model on its own inside a shared round; results as alone."""
     from tests.conftest import ModelOutput

@@ -1,7 +1,7 @@
 """``make demo``: the whole pipeline on the embedded default, end to end on CPU.
 
 Trains (or loads) the shapes CNN, explains the default evaluation images with exact greedy,
-the bidirectional search, the fast search and a random ordering of the same
+the bidirectional search, the staged and fast searches and a random ordering of the same
 regions, evaluates each result folder, prints one table, and writes figures; then compares SMDL with a few
 baseline methods on every metric (``evals.benchmark``). Reruns reuse finished results.
 """
@@ -28,7 +28,7 @@ from ..shapes import CLASS_NAMES, load_mask, write_eval_set
 from ..smdl_explanation_shapes import TASK
 
 SEARCH_LABELS = {"greedy": "SMDL exact greedy", "bidirectional": "SMDL bidirectional (p=8)",
-                 "fast": "SMDL fast", "random": "random order (control)"}
+                 "staged": "SMDL staged", "fast": "SMDL fast", "random": "random order (control)"}
 
 
 def get_demo_parser() -> argparse.ArgumentParser:
