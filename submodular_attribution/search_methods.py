@@ -319,7 +319,7 @@ def staged(ctx: SearchContext, saturation: float = 1.0, lazy_top: int = 2, refre
     ``saturation`` / N over the current set's (by more than an N-th, a region's share of the
     image, at 1), and one more (the deletion side has changed regime by then); then lazy steps
     ranked by last known gain, with a full re-scoring every ``refresh_every`` steps (0: none)."""
-    if not 0 <= saturation or lazy_top < 1 or refresh_every < 0:
+    if saturation < 0 or lazy_top < 1 or refresh_every < 0:
         raise ValueError(f"staged search needs saturation ≥ 0, lazy_top ≥ 1 and refresh_every ≥ 0; "
                          f"got {saturation}, {lazy_top}, {refresh_every}")
     if ctx.reference is None:
@@ -388,7 +388,6 @@ class Option:
     default: Any
     help: str
     minimum: float = 1
-    maximum: float | None = None
 
     def flag(self, name: str) -> str:
         return "--" + name.replace("_", "-")
@@ -398,9 +397,8 @@ class Option:
         kinds = Integral if self.type is int else Real
         if isinstance(value, bool) or not isinstance(value, kinds):
             return f"must be {'an integer' if self.type is int else 'a number'}, got {value!r}"
-        if value < self.minimum or (self.maximum is not None and value > self.maximum):
-            upper = f" and ≤ {self.maximum}" if self.maximum is not None else ""
-            return f"must be ≥ {self.minimum}{upper}, got {value}"
+        if value < self.minimum:
+            return f"must be ≥ {self.minimum}, got {value}"
         return None
 
 
