@@ -148,9 +148,11 @@ def smdl_settings(task: SMDLTask, args: argparse.Namespace) -> SMDLSettings:
     """Typed settings from the parsed flags; λ not given take the task's published values."""
     for name, option in OPTIONS.items():
         value = getattr(args, name)
-        problem = None if value is None else option.problem(value)
-        if problem:
-            raise InputError(f"{option.flag(name)} {problem}")
+        try:
+            if value is not None:
+                option.check(option.flag(name), value)
+        except (TypeError, ValueError) as err:
+            raise InputError(str(err)) from None
     published = task.weights_by_search.get(args.search, task.weights).positional()
     lambdas = [published[i] if getattr(args, f"lambda{i + 1}") is None else getattr(args, f"lambda{i + 1}")
                for i in range(4)]

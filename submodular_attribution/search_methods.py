@@ -392,14 +392,13 @@ class Option:
     def flag(self, name: str) -> str:
         return "--" + name.replace("_", "-")
 
-    def problem(self, value: Any) -> str | None:
-        """Why ``value`` is not acceptable (wrong type or out of range), or None."""
+    def check(self, label: str, value: Any) -> None:
+        """TypeError (wrong type) or ValueError (below the minimum) naming ``label``."""
         kinds = Integral if self.type is int else Real
         if isinstance(value, bool) or not isinstance(value, kinds):
-            return f"must be {'an integer' if self.type is int else 'a number'}, got {value!r}"
+            raise TypeError(f"{label} must be {'an integer' if self.type is int else 'a number'}, got {value!r}")
         if value < self.minimum:
-            return f"must be ≥ {self.minimum}, got {value}"
-        return None
+            raise ValueError(f"{label} must be ≥ {self.minimum}, got {value}")
 
 
 OPTIONS: dict[str, Option] = {

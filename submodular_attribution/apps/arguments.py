@@ -157,9 +157,7 @@ def check_search_options(search: Any, options: Mapping | None, extra: Mapping) -
                             f"search options: {', '.join(OPTIONS)})")
         if name not in spec.defaults:
             raise ValueError(f"search option {name!r} does not apply to search={search!r} (it takes {takes})")
-        problem = OPTIONS[name].problem(value)
-        if problem:
-            raise (TypeError if problem.startswith("must be a") else ValueError)(f"{name} {problem}")
+        OPTIONS[name].check(name, value)
     return spec.options(given)
 
 
