@@ -5,7 +5,8 @@ S and sets the rest to the baseline; ``delete(S)`` does the opposite (spec §2).
 Both are built from the label map by indexing, on the scorer's device, one
 forward batch at a time, so no per-region image copies ever exist.
 
-:func:`score_requests` scores the sets of *several* images together: their rows are packed
+:func:`score_requests` scores the sets of *several* images together (:func:`forward_rows`, which
+also takes other rows an image needs, such as its reference images): their rows are packed
 into full batches of one shared scorer, so late search steps with few candidates and small
 models still fill the device. Scores stay in float64 whatever the model's precision.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, fields
+from typing import Callable
 
 import torch
 
@@ -83,9 +85,19 @@ class SetEvaluator:
         self.forward_passes = 0
         self.precision = check_precision(precision)
         self._reference: ModelOutput | None = None
-        self.target = self.prediction if target is None else int(target)
-        if not 0 <= self.target < scorer.num_classes:
-            raise ValueError(f"target class {self.target} is outside 0..{scorer.num_classes - 1}")
+        self._target = None if target is None else self._checked_target(int(target))
+
+    def _checked_target(self, target: int) -> int:
+        if not 0 <= target < self.scorer.num_classes:
+            raise ValueError(f"target class {target} is outside 0..{self.scorer.num_classes - 1}")
+        return target
+
+    @property
+    def target(self) -> int:
+        """The class explained: the one given, else the model's prediction on the full image."""
+        if self._target is None:
+            self._target = self._checked_target(self.prediction)
+        return self._target
 
     # -- model access -------------------------------------------------------
     def _forward(self, images: torch.Tensor) -> ModelOutput:
@@ -113,11 +125,19 @@ class SetEvaluator:
         return torch.where(keep[:, None], self.image[None], self.baseline)
 
     # -- references ---------------------------------------------------------
+    def reference_images(self, rows: torch.Tensor | slice = slice(None)) -> torch.Tensor:
+        """``rows`` of [full image, baseline image]: insert(V) and delete(V)."""
+        return torch.stack([self.image, torch.full_like(self.image, self.baseline)])[rows]
+
     def reference_output(self) -> ModelOutput:
-        """Model output on [full image, baseline image] (2 forwards, computed once)."""
+        """Model output on :meth:`reference_images` (2 forwards, computed once, unless given to
+        :meth:`set_reference` by a caller that batched them with other images' rows)."""
         if self._reference is None:
-            self._reference = self._forward(torch.stack([self.image, torch.full_like(self.image, self.baseline)]))
+            self._reference = self._forward(self.reference_images())
         return self._reference
+
+    def set_reference(self, output: ModelOutput) -> None:
+        self._reference = output
 
     @property
     def prediction(self) -> int:
@@ -143,17 +163,23 @@ class SetEvaluator:
         """Insertion and deletion numbers for each row of ``sets`` (B×N bool): 2B forwards."""
         return score_requests([(self, sets)], self.batch_size)[0]
 
+    def singleton_images(self, rows: torch.Tensor) -> torch.Tensor:
+        """insert({v_i}) for each region index i in ``rows``."""
+        singletons = torch.eye(self.num_regions, dtype=torch.bool, device=self.device)[rows]
+        return self._compose(singletons, torch.zeros(len(singletons), dtype=torch.bool, device=self.device))
+
     def region_embeddings(self) -> torch.Tensor:
         """N×D embeddings of insert({v_i}) for every region (N forwards)."""
-        singletons = torch.eye(self.num_regions, dtype=torch.bool, device=self.device)
-        keep_all = torch.zeros(self.num_regions, dtype=torch.bool, device=self.device)
-        parts = []
-        for chunk in torch.arange(self.num_regions, device=self.device).split(self.batch_size):
-            out = self._forward(self._compose(singletons[chunk], keep_all[chunk]))
-            if out.embeddings is None:
-                raise ValueError("the effectiveness term needs a model that returns embeddings; set its weight to 0")
-            parts.append(out.embeddings.double())
-        return torch.cat(parts)
+        parts = [self._forward(self.singleton_images(chunk))
+                 for chunk in torch.arange(self.num_regions, device=self.device).split(self.batch_size)]
+        return embeddings_of(join_outputs(parts))
+
+
+def embeddings_of(output: ModelOutput) -> torch.Tensor:
+    """The embeddings of a model output, float64 (the effectiveness term needs them)."""
+    if output.embeddings is None:
+        raise ValueError("the effectiveness term needs a model that returns embeddings; set its weight to 0")
+    return output.embeddings.double()
 
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -174,6 +200,15 @@ def forward(scorer: Scorer, images: torch.Tensor, precision: str = "fp32") -> Mo
         return scorer(images)
 
 
+def join_outputs(outs: list[ModelOutput]) -> ModelOutput:
+    """The rows of several model outputs, in order."""
+    if len(outs) == 1:
+        return outs[0]
+    join = lambda ts: None if ts[0] is None else torch.cat(ts)  # noqa: E731
+    return ModelOutput(join([o.probs for o in outs]), join([o.embeddings for o in outs]),
+                       join([o.evidence_logits for o in outs]))
+
+
 def _forward_by_size(scorer: Scorer, parts: list[torch.Tensor], precision: str) -> ModelOutput:
     """One forward of the concatenated parts; parts of different image sizes (several images
     explained at their own sizes) go through the model one size at a time, in order."""
@@ -183,55 +218,66 @@ def _forward_by_size(scorer: Scorer, parts: list[torch.Tensor], precision: str) 
             runs[-1].append(part)
         else:
             runs.append([part])
-    outs = [forward(scorer, torch.cat(run) if len(run) > 1 else run[0], precision) for run in runs]
-    if len(outs) == 1:
-        return outs[0]
-    join = lambda ts: None if ts[0] is None else torch.cat(ts)  # noqa: E731
-    return ModelOutput(join([o.probs for o in outs]), join([o.embeddings for o in outs]),
-                       join([o.evidence_logits for o in outs]))
+    return join_outputs([forward(scorer, torch.cat(run) if len(run) > 1 else run[0], precision) for run in runs])
+
+
+RowSource = tuple[SetEvaluator, int, Callable[[torch.Tensor], torch.Tensor]]
+"""``(evaluator, number of rows, rows → those rows' images)``: images one evaluator needs."""
+
+
+def forward_rows(sources: list[RowSource], batch_size: int) -> list[ModelOutput | None]:
+    """The rows of several sources (all on one scorer) laid end to end and cut into batches of
+    ``batch_size`` images, so one forward may hold rows of several images; each evaluator counts
+    its own rows. Returns each source's output, its rows in order (None for a source of none)."""
+    if not sources:
+        return []
+    scorer, precision = sources[0][0].scorer, sources[0][0].precision
+    starts = torch.tensor([0, *(count for _, count, _ in sources)]).cumsum(0).tolist()
+    outputs: list[list[ModelOutput]] = [[] for _ in sources]
+    counts = [0] * len(sources)  # counted once every batch went through, so a failed call counts nothing
+    for lo in range(0, starts[-1], batch_size):
+        hi = min(lo + batch_size, starts[-1])
+        parts, owners = [], []
+        for j, (ev, _, images) in enumerate(sources):
+            a, b = max(lo, starts[j]), min(hi, starts[j + 1])
+            if a < b:
+                parts.append(images(torch.arange(a - starts[j], b - starts[j], device=ev.device)))
+                owners.append((j, b - a))
+        out = _forward_by_size(scorer, parts, precision)
+        offset = 0
+        for j, count in owners:
+            counts[j] += count
+            outputs[j].append(ModelOutput(*(None if t is None else t[offset:offset + count] for t in
+                                            (out.probs, out.embeddings, out.evidence_logits))))
+            offset += count
+    for (ev, _, _), count in zip(sources, counts):
+        ev.forward_passes += count
+    return [join_outputs(parts) if parts else None for parts in outputs]
+
+
+def set_rows(ev: SetEvaluator, sets: torch.Tensor) -> RowSource:
+    """The 2B images of B sets: insertions, then deletions."""
+    sets = sets.to(ev.device, torch.bool)
+    return ev, 2 * sets.shape[0], lambda rows: ev.compose_rows(sets, rows)
+
+
+def read_scores(ev: SetEvaluator, sets: torch.Tensor, output: ModelOutput | None) -> SetScores:
+    """The :class:`SetScores` of B sets from the output of their :func:`set_rows`."""
+    b = sets.shape[0]
+    if output is None:
+        empty = torch.zeros(0, dtype=torch.float64, device=ev.device)
+        return SetScores(empty, empty, empty, empty)
+    target, confidence = ev.read(output)
+    return SetScores(target[:b], target[b:], confidence[:b], confidence[b:])
 
 
 def score_requests(requests: list[tuple[SetEvaluator, torch.Tensor]], batch_size: int) -> list[SetScores]:
     """Score the sets of several images (all on one scorer) in shared batches.
 
     requests: ``(evaluator, B_j×N_j bool sets)`` per image. Each request's 2·B_j images
-    (insertions, then deletions) are laid end to end and cut into batches of ``batch_size``
-    images, so one forward may hold rows of several images; each evaluator counts its own rows.
+    (insertions, then deletions) are laid end to end with the others' (:func:`forward_rows`).
     Returns one :class:`SetScores` per request, in order. With one request this is exactly
     :meth:`SetEvaluator.score_sets`.
     """
-    if not requests:
-        return []
-    scorer, precision = requests[0][0].scorer, requests[0][0].precision
-    sets = [s.to(ev.device, torch.bool) for ev, s in requests]
-    sizes = [2 * s.shape[0] for s in sets]
-    starts = torch.tensor([0, *sizes]).cumsum(0).tolist()
-    targets: list[list[torch.Tensor]] = [[] for _ in requests]
-    confidences: list[list[torch.Tensor]] = [[] for _ in requests]
-    for lo in range(0, starts[-1], batch_size):
-        hi = min(lo + batch_size, starts[-1])
-        parts, owners = [], []
-        for j, (ev, _) in enumerate(requests):
-            a, b = max(lo, starts[j]), min(hi, starts[j + 1])
-            if a < b:
-                rows = torch.arange(a - starts[j], b - starts[j], device=ev.device)
-                parts.append(ev.compose_rows(sets[j], rows))
-                owners.append((j, b - a))
-        out = _forward_by_size(scorer, parts, precision)
-        offset = 0
-        for j, count in owners:
-            ev = requests[j][0]
-            ev.forward_passes += count
-            part = ModelOutput(*(None if t is None else t[offset:offset + count] for t in
-                                 (out.probs, out.embeddings, out.evidence_logits)))
-            target, confidence = ev.read(part)
-            targets[j].append(target)
-            confidences[j].append(confidence)
-            offset += count
-    scores = []
-    for j, s in enumerate(sets):
-        b = s.shape[0]
-        target = torch.cat(targets[j]) if targets[j] else torch.zeros(0, dtype=torch.float64)
-        confidence = torch.cat(confidences[j]) if confidences[j] else torch.zeros(0, dtype=torch.float64)
-        scores.append(SetScores(target[:b], target[b:], confidence[:b], confidence[b:]))
-    return scores
+    outputs = forward_rows([set_rows(ev, sets) for ev, sets in requests], batch_size)
+    return [read_scores(ev, sets, out) for (ev, sets), out in zip(requests, outputs)]
