@@ -24,7 +24,7 @@ from .common.errors import InputError, run_reporting_input_errors
 from .common.images import image_tensor
 from .common.lists import ListItem
 from .common.prefetch import prefetched
-from .common.progress import ItemReport, run_groups
+from .common.progress import ItemReport, run_stream
 from .common.provenance import check_resumable, write_provenance
 from .common.results import is_finished, save_result
 from .frontend import base_parser, check_common, prepare, run_device
@@ -33,7 +33,7 @@ from .records import build_record, run_folder_name
 from .regions import DIVISIONS, DivisionConfig, RegionDivider
 from .engine import PRECISIONS
 from .models import TunableScorer
-from .search import explain_many
+from .search import explain_stream
 from .search_methods import OPTIONS, SEARCHES
 from .tasks import ModelTask, get_model_task
 
@@ -120,8 +120,9 @@ def add_smdl_arguments(parser: argparse.ArgumentParser, task: SMDLTask) -> None:
     speed.add_argument("--channels-last", action="store_true", help="channels-last memory format for CNNs")
     speed.add_argument("--compile", action="store_true", help="torch.compile the model (slow first batches)")
     speed.add_argument("--images-at-once", type=int, default=8, metavar="K",
-                       help="advance K images' searches together, filling each forward batch across them "
-                            "(same results; keeps a GPU busy on late steps and small models)")
+                       help="keep K images' searches in flight, filling each forward batch across them; the next "
+                            "image starts as soon as one finishes (same results; keeps a GPU busy on late steps "
+                            "and small models)")
     speed.add_argument("--workers", type=int, default=0,
                        help="processes that read and divide images ahead of the device (not with inline SAM)")
 
@@ -240,22 +241,36 @@ def run(task: SMDLTask, args: argparse.Namespace) -> RunOutcome:
         image = task.model.read_input(ready.root / item.path, input_size)
         return image, divider(image, item)
 
-    def explain_group(group: list[tuple[ListItem, tuple[np.ndarray, np.ndarray]]]) -> list[tuple[int, float]]:
-        traces = explain_many(
-            scorer, [(image_tensor(image), torch.from_numpy(labels), None if args.target == "prediction"
-                      else item.label, item_seed(args.seed, item)) for item, (image, labels) in group],
-            settings.weights, search=settings.search, options=settings.options, batch_size=args.batch_size,
-            precision=settings.precision)
-        for (item, (_, labels)), trace in zip(group, traces):
-            record, ranks = build_record(trace, labels, settings.weights, image=item.path,
-                                         class_name=str(item.label), division=divider.describe(),
-                                         search=settings.search, options=settings.options, class_names=class_names)
-            save_result(run_dir, str(item.label), item.stem, record, ranks)
-        return [(trace.forward_passes, trace.org_score) for trace in traces]
+    def explain_all(ready):
+        """Images through one stream, ``--images-at-once`` in flight; each result saved as it finishes."""
+        labels_of = {}
 
-    report = run_groups(prefetched(todo, load, workers), len(todo), explain_group, run_dir=run_dir,
-                        desc=f"{task.name} {settings.search}", group=args.images_at_once, strict=args.strict,
-                        show=worker.is_main)
+        def jobs():
+            for item, (image, labels) in ready:
+                labels_of[item] = labels
+                target = None if args.target == "prediction" else item.label
+                yield item, (image_tensor(image), torch.from_numpy(labels), target, item_seed(args.seed, item))
+
+        for item, trace in explain_stream(scorer, jobs(), settings.weights, search=settings.search,
+                                          options=settings.options, batch_size=args.batch_size,
+                                          precision=settings.precision, at_once=args.images_at_once):
+            labels = labels_of.pop(item)
+            if isinstance(trace, Exception):
+                yield item, trace
+                continue
+            try:
+                record, ranks = build_record(trace, labels, settings.weights, image=item.path,
+                                             class_name=str(item.label), division=divider.describe(),
+                                             search=settings.search, options=settings.options,
+                                             class_names=class_names)
+                save_result(run_dir, str(item.label), item.stem, record, ranks)
+            except Exception as err:  # noqa: BLE001 - e.g. a full disk: this item fails, the run goes on
+                yield item, err
+                continue
+            yield item, (trace.forward_passes, trace.org_score)
+
+    report = run_stream(prefetched(todo, load, workers), len(todo), explain_all, run_dir=run_dir,
+                        desc=f"{task.name} {settings.search}", strict=args.strict, show=worker.is_main)
     if report.results:
         forwards, probs = zip(*report.results.values())
         print(f"{run_dir}: explained {len(forwards)} images, {np.mean(forwards):.0f} forward passes per image",

@@ -153,22 +153,26 @@ def test_bad_items_in_the_middle_are_recorded_and_skipped(tmp_path, tiny_list, c
 
 
 def test_a_failure_while_explaining_is_recorded_too(tmp_path, tiny_list, capsys):
-    class Fragile(TinyNet):
-        references = 0  # each image starts with one batch [full image, black image]
+    from submodular_attribution.common.images import image_tensor, load_image_rgb
 
-        def forward_features(self, x):
-            if x.shape[0] == 2 and bool((x[1] == x[1, :, :1, :1]).all()):
-                Fragile.references += 1
-                if Fragile.references == 2:  # the second image of the list
-                    raise RuntimeError("CUDA out of memory (simulated)")
+    photo = image_tensor(load_image_rgb(tiny_list.parent / "imgs/photo 1.png", (32, 32)))
+    full = ClassifierScorer(TinyNet())._normalise(photo[None])[0]
+
+    class Fragile(TinyNet):
+        broken = True
+
+        def forward_features(self, x):  # fails on any batch with the second image of the list, while broken
+            if Fragile.broken and torch.isclose(x, full).flatten(1).all(1).any():
+                raise RuntimeError("CUDA out of memory (simulated)")
             return super().forward_features(x)
 
     task = _task(tmp_path, net=Fragile, weights=Weights(0.0, 0.0, 1.0, 1.0))
-    assert _run(task, tiny_list, "--images-at-once", "1") == 1  # one image per batch: the failure is its own
+    assert _run(task, tiny_list, "--images-at-once", "1") == 1  # retried alone, the failure is its own
     run_dir = tmp_path / "results" / "slico-0.0-0.0-1.0-1.0"
     assert [f["image"] for f in _failures(run_dir)] == ["imgs/photo 1.png"]
     assert _failures(run_dir)[0]["reason"] == "RuntimeError: CUDA out of memory (simulated)"
     assert len(find_result_files(run_dir)) == 2
+    Fragile.broken = False
     assert _run(task, tiny_list, "--images-at-once", "1") == 0  # the rerun finishes only what is missing
     assert len(find_result_files(run_dir)) == 3
 

@@ -259,4 +259,35 @@ def test_engine_benchmark_prints_counts(capsys):
 
     assert benchmark_engine.main(["--device", "cpu", "--regions", "4", "--batch-size", "8"]) == 0
     out = capsys.readouterr().out
-    assert "greedy" in out and " 24 " in out  # N + N(N+1) = 24 forwards for N = 4
+    greedy = next(line.split() for line in out.splitlines() if " greedy " in line and line.split()[3] == "1")
+    # N embeddings + N(N+1) = 24 forwards for N = 4, in 5 calls of batch 8 (the 4 embeddings, the
+    # 2 references, then the steps' 4, 3 and 2 sets, 2 images each): fill 24 / 40
+    assert greedy[4] == "24" and greedy[-1] == "0.60"
+
+
+def test_a_failed_forward_call_counts_no_forward_passes():
+    """Rows of two images in batches of 3; the model fails on the second batch: nothing is
+    counted (the rows will be scored again), and a successful call counts each image's rows."""
+    from submodular_attribution.engine import SetEvaluator, forward_rows, set_rows
+
+    scorer = TinyScorer(20, seed=1)
+    evs = [SetEvaluator(scorer, torch.rand(3, 4, 5, dtype=torch.float64), random_labels(4, 5, 6, seed=s), target=0,
+                        batch_size=3) for s in range(2)]
+    sources = [set_rows(ev, torch.eye(6, dtype=torch.bool)[:2]) for ev in evs]  # 4 rows each
+
+    class FailsOnSecondCall:
+        device, num_classes, calls = scorer.device, scorer.num_classes, 0
+
+        def __call__(self, images):
+            FailsOnSecondCall.calls += 1
+            if FailsOnSecondCall.calls == 2:
+                raise RuntimeError("simulated")
+            return scorer(images)
+
+    for ev in evs:
+        ev.scorer = FailsOnSecondCall()
+    with pytest.raises(RuntimeError, match="simulated"):
+        forward_rows(sources, 3)
+    assert [ev.forward_passes for ev in evs] == [0, 0]
+    outputs = forward_rows(sources, 3)  # calls 3, 4 and 5: batches of 3, 3 and 2 rows
+    assert [ev.forward_passes for ev in evs] == [4, 4] and [len(o.probs) for o in outputs] == [4, 4]

@@ -6,7 +6,7 @@ import torch
 
 from submodular_attribution.engine import SetEvaluator
 from submodular_attribution.objective import Weights
-from submodular_attribution.search import explain, explain_many, prefix_sets
+from submodular_attribution.search import explain, explain_many, explain_stream, prefix_sets
 from submodular_attribution.models import ModelOutput
 from submodular_attribution.search_methods import SEARCHES, region_groups
 from tests.conftest import TinyScorer, random_labels
@@ -185,15 +185,75 @@ def test_images_advancing_together_give_the_same_results(search):
         assert joint.forward_passes == alone.forward_passes and joint.target == alone.target
 
 
-def test_seconds_are_each_images_share_of_the_groups_time():
-    """Means over traces (the result files' ``seconds``) are seconds per image whatever the group."""
+@pytest.mark.parametrize("search", ["greedy", "staged"])
+def test_a_stream_starts_the_next_image_as_soon_as_one_finishes(search):
+    """Two in flight over four images: the small ones pass the large one, which finishes last;
+    every result equals its image alone, and no forward holds rows of more than two images (a
+    batch of 4 is filled by two images' 2 reference rows each, so no third joins)."""
+    cases = [case(n=n, seed=s) for s, n in enumerate((18, 4, 5, 4))]
+    scorer = TinyScorer(20, seed=7)
+    seen = []  # which images each forward's rows come from (their first pixel tells them apart)
+    corner = {round(float(image[0, 0, 0]), 12): k for k, (image, _, _) in enumerate(cases)}
+
+    class Watching:
+        device, num_classes = scorer.device, scorer.num_classes
+
+        def __call__(self, images):
+            seen.append({corner.get(round(float(v), 12)) for v in images[:, 0, 0, 0]} - {None})
+            return scorer(images)
+
+    jobs = ((k, (image, labels, None, k)) for k, (image, labels, _) in enumerate(cases))
+    outcomes = list(explain_stream(Watching(), jobs, WEIGHTS[0], search=search, batch_size=4, at_once=2))
+    assert [k for k, _ in outcomes] == [1, 2, 3, 0]  # images 1, 2, 3 ran one after another beside image 0
+    assert max(len(images) for images in seen) == 2
+    for k, trace in outcomes:
+        image, labels, _ = cases[k]
+        same_trace(trace, explain(scorer, image, labels, None, WEIGHTS[0], search=search, seed=k, batch_size=4))
+
+
+def test_a_failing_image_in_a_stream_costs_only_itself():
+    """A bad target fails at its start, a model error in its forwards fails the image whose rows
+    cause it; both come back as (key, exception) and the other images finish as if alone."""
+    cases = [case(n=n, seed=s) for s, n in enumerate((6, 7, 5, 8))]
+    scorer = TinyScorer(20, seed=3)
+    poison = float(cases[2][0][0, 0, 0])
+
+    others = {float(image[0, 0, 0]) for k, (image, _, _) in enumerate(cases) if k != 2}
+    shared_failures = []
+
+    class Fragile:
+        device, num_classes = scorer.device, scorer.num_classes
+
+        def __call__(self, images):
+            start = len(images) == 2 and not images[1].any()  # [image, baseline]: an image's references
+            if (images[:, 0, 0, 0] == poison).any() and not start:
+                shared_failures.append(any(float(v) in others for v in images[:, 0, 0, 0]))
+                raise RuntimeError("simulated device error")
+            return scorer(images)
+
+    targets = [0, 9, 1, 2]  # image 1: no class 9 among 4
+    jobs = [(k, (image, labels, t, 0)) for k, ((image, labels, _), t) in enumerate(zip(cases, targets))]
+    outcomes = dict(explain_stream(Fragile(), jobs, WEIGHTS[1], batch_size=64, at_once=3))
+    assert isinstance(outcomes[1], ValueError) and "target class 9" in str(outcomes[1])
+    assert isinstance(outcomes[2], RuntimeError) and any(shared_failures)  # it failed a shared batch first
+    for k in (0, 3):
+        image, labels, _ = cases[k]
+        same_trace(outcomes[k], explain(scorer, image, labels, targets[k], WEIGHTS[1]))
+
+
+def test_seconds_are_each_images_share_of_the_time():
+    """Each trace's seconds is its own set-up plus its share of the rounds it was in: all
+    positive, the longer search costs more, and together no more than the wall time."""
     import time
 
-    cases = [case(n=9, seed=s) for s in range(3)]
+    cases = [case(n=n, seed=s) for s, n in enumerate((5, 5, 16))]
+    jobs = [(image, labels, 0, 0) for image, labels, _ in cases]
+    explain_many(cases[0][2], jobs, WEIGHTS[0], "greedy")  # warm-up
     start = time.perf_counter()
-    traces = explain_many(cases[0][2], [(image, labels, 0, 0) for image, labels, _ in cases], WEIGHTS[0], "greedy")
+    traces = explain_many(cases[0][2], jobs, WEIGHTS[0], "greedy")
     elapsed = time.perf_counter() - start
-    assert len({t.seconds for t in traces}) == 1 and 0 < 3 * traces[0].seconds <= elapsed
+    assert all(t.seconds > 0 for t in traces) and sum(t.seconds for t in traces) <= elapsed
+    assert traces[2].seconds > max(traces[0].seconds, traces[1].seconds)  # 16 regions: 11 more rounds alone
 
 
 def test_images_of_different_sizes_advance_together():

@@ -8,12 +8,13 @@ stops at the first one instead. Ctrl-C is never swallowed.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence, TextIO
+from typing import Any, Callable, Iterable, Iterator, Sequence, TextIO
 
 from tqdm import tqdm
 
@@ -113,13 +114,12 @@ def run_items(items: Sequence[ListItem], work: Callable[[ListItem], Any], *, run
                       run_dir=run_dir, desc=desc, strict=strict, show=show)
 
 
-def run_groups(entries: Iterable[tuple[ListItem, Any]], total: int,
-               work: Callable[[list[tuple[ListItem, Any]]], list[Any]], *, run_dir: str | Path, desc: str,
-               group: int = 1, strict: bool = False, show: bool = True) -> ItemReport:
-    """``work`` on groups of up to ``group`` ``(item, payload)`` entries (e.g. images explained
-    together), returning one result per entry. A payload that is a :class:`Failed` is a failure
-    of its item; when ``work`` raises on a group of several, each entry is retried alone so the
-    failure is pinned on its own item and the others still finish."""
+def run_stream(entries: Iterable[tuple[ListItem, Any]], total: int,
+               stream: Callable[[Iterator[tuple[ListItem, Any]]], Iterable[tuple[ListItem, Any]]], *,
+               run_dir: str | Path, desc: str, strict: bool = False, show: bool = True) -> ItemReport:
+    """``stream`` reads ``(item, payload)`` entries and yields ``(item, result)`` as each item
+    finishes, in any order, an Exception as the result of an item that failed. Payloads that are
+    :class:`Failed` are failures of their items and never reach it."""
     report = ItemReport()
     progress = Progress(total, desc, enabled=show)
 
@@ -132,39 +132,51 @@ def run_groups(entries: Iterable[tuple[ListItem, Any]], total: int,
         record_failure(run_dir, item, reason)
         report.failures.append((item, reason))
 
-    def attempt(pending: list[tuple[ListItem, Any]]) -> None:
-        try:
-            results = work(pending)
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except Exception as err:  # noqa: BLE001 - one bad item must not cost the others
-            if len(pending) > 1:
-                for entry in pending:
-                    attempt([entry])
-                return
-            fail(pending[0][0], failure_reason(err), err)
-            progress.update()
-            return
-        for (item, _), result in zip(pending, results):
-            report.results[item] = result
-        progress.update(len(pending))
-
-    try:
-        pending: list[tuple[ListItem, Any]] = []
+    def ready() -> Iterator[tuple[ListItem, Any]]:
         for item, payload in entries:
             if isinstance(payload, Failed):
                 fail(item, payload.reason)
                 progress.update()
-                continue
-            pending.append((item, payload))
-            if len(pending) >= group:
-                attempt(pending)
-                pending = []
-        if pending:
-            attempt(pending)
+            else:
+                yield item, payload
+
+    try:
+        for item, result in stream(ready()):
+            if isinstance(result, Exception):
+                fail(item, failure_reason(result), result)
+            else:
+                report.results[item] = result
+            progress.update()
     finally:
         progress.close()
     if report.failures:
         print(f"{len(report.failures)} of {total} items failed; see {Path(run_dir) / 'failures.jsonl'}",
               file=sys.stderr)
     return report
+
+
+def run_groups(entries: Iterable[tuple[ListItem, Any]], total: int,
+               work: Callable[[list[tuple[ListItem, Any]]], list[Any]], *, run_dir: str | Path, desc: str,
+               group: int = 1, strict: bool = False, show: bool = True) -> ItemReport:
+    """``work`` on groups of up to ``group`` ``(item, payload)`` entries (e.g. images explained
+    together), returning one result per entry (see :func:`run_stream`). When ``work`` raises on
+    a group of several, each entry is retried alone so the failure is pinned on its own item and
+    the others still finish."""
+
+    def attempt(pending: list[tuple[ListItem, Any]]) -> Iterator[tuple[ListItem, Any]]:
+        try:
+            results = work(pending)
+        except Exception as err:  # noqa: BLE001 - one bad item must not cost the others
+            if len(pending) == 1:
+                yield pending[0][0], err
+            else:
+                for entry in pending:
+                    yield from attempt([entry])
+            return
+        yield from ((item, result) for (item, _), result in zip(pending, results))
+
+    def stream(ready: Iterator[tuple[ListItem, Any]]) -> Iterator[tuple[ListItem, Any]]:
+        while pending := list(itertools.islice(ready, group)):
+            yield from attempt(pending)
+
+    return run_stream(entries, total, stream, run_dir=run_dir, desc=desc, strict=strict, show=show)
