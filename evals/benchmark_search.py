@@ -9,9 +9,11 @@ published single-modal λ (0.01, 0, 20, 5), each search orders the same images. 
 
 * forwards/img — model forward passes per image (2 references, the search, any prefix scored
   for the curves); ratio — to exact greedy's;
-* s/img — wall time per image (division excluded; ``--images-at-once`` images advance together,
-  as on the command line, and share their group's time); pure s — the same forwards through the
-  bare model in full batches; overhead — s/img ÷ pure s;
+* s/img — wall time per image (division excluded; the images stream through the engine with
+  ``--images-at-once`` in flight, as on the command line, and each takes its share of the
+  time); pure s — the same forwards through the bare model in full batches; overhead — s/img ÷
+  pure s; fill — forward images per model call over the batch size (1.00: every batch full;
+  the two reference images of each image are a call of their own);
 * Insertion / Deletion AUC — area-based, as ``evals.eval_AUC_faithfulness``, mean over images;
   Δ mean ± s.e. and Δ worst — per-image difference to exact greedy: its mean with the standard
   error of that mean (paired over the same images), and the worst image (lowest for insertion,
@@ -30,7 +32,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from submodular_attribution.benchmark_engine import bare_model_rate
+from submodular_attribution.benchmark_engine import CountingScorer, bare_model_rate
 from submodular_attribution.common import paths
 from submodular_attribution.common.atomic import atomic_write_json, atomic_write_text
 from submodular_attribution.common.curves import image_aucs
@@ -43,7 +45,7 @@ from submodular_attribution.engine import PRECISIONS
 from submodular_attribution.models import resolve_device
 from submodular_attribution.objective import Weights
 from submodular_attribution.regions import DivisionConfig, RegionDivider
-from submodular_attribution.search import explain_many
+from submodular_attribution.search import explain_stream
 from submodular_attribution.search_methods import SEARCHES
 from submodular_attribution.shapes import ARCHITECTURES, IMAGE_SIZE, build_scorer, load_mask, load_or_train_default
 from submodular_attribution.shapes import write_eval_set
@@ -87,26 +89,30 @@ def _per_image(trace, labels: np.ndarray, image_path: Path) -> dict:
 
 
 def run_setting(scorer, images: list[tuple[Path, np.ndarray, np.ndarray, int]], searches: Sequence[str],
-                batch_size: int, precision: str, bare_rate: float, desc: str, at_once: int = 8) -> dict[str, list[dict]]:
-    """Per search, one dict per image (AUCs, forwards, seconds, pointing). ``at_once`` images'
-    searches advance together, as the command line's ``--images-at-once``; each image's seconds
-    are its share of the group's wall time."""
+                batch_size: int, precision: str, bare_rate: float, desc: str,
+                at_once: int = 8) -> tuple[dict[str, list[dict]], dict[str, float]]:
+    """Per search, one dict per image (AUCs, forwards, seconds, pointing), and the mean fill of
+    its forward batches. The images stream through ``at_once`` in flight, as on the command
+    line's ``--images-at-once``; each image's seconds are its share of the time."""
     rows: dict[str, list[dict]] = {}
+    fills: dict[str, float] = {}
     for search in searches:
         progress = Progress(len(images), f"{desc} {search}")
-        rows[search] = []
-        for start in range(0, len(images), at_once):
-            group = images[start:start + at_once]
-            traces = explain_many(scorer, [(image_tensor(image), torch.from_numpy(labels), label, start + k)
-                                           for k, (_, image, labels, label) in enumerate(group)],
-                                  WEIGHTS, search=search, batch_size=batch_size, precision=precision)
-            for trace, (path, _, labels, _) in zip(traces, group):
-                row = _per_image(trace, labels, path)
-                row["pure_seconds"] = trace.forward_passes / bare_rate
-                rows[search].append(row)
-            progress.update(len(group))
+        per_image: dict[int, dict] = {}
+        counting = CountingScorer(scorer)
+        jobs = ((k, (image_tensor(image), torch.from_numpy(labels), label, k))
+                for k, (_, image, labels, label) in enumerate(images))
+        for k, trace in explain_stream(counting, jobs, WEIGHTS, search=search, batch_size=batch_size,
+                                       precision=precision, at_once=at_once):
+            if isinstance(trace, Exception):
+                raise trace
+            path, _, labels, _ = images[k]
+            per_image[k] = {**_per_image(trace, labels, path), "pure_seconds": trace.forward_passes / bare_rate}
+            progress.update()
         progress.close()
-    return rows
+        rows[search] = [per_image[k] for k in range(len(images))]
+        fills[search] = counting.fill(batch_size)
+    return rows, fills
 
 
 def _standard_error(differences: np.ndarray) -> float:
@@ -114,7 +120,7 @@ def _standard_error(differences: np.ndarray) -> float:
     return float(differences.std(ddof=1) / np.sqrt(len(differences))) if len(differences) > 1 else 0.0
 
 
-def summarize(rows: dict[str, list[dict]]) -> list[dict]:
+def summarize(rows: dict[str, list[dict]], fills: dict[str, float] | None = None) -> list[dict]:
     reference = rows.get("greedy")
     table = []
     for search, per_image in rows.items():
@@ -123,6 +129,7 @@ def summarize(rows: dict[str, list[dict]]) -> list[dict]:
                  "pure_seconds": float(get("pure_seconds").mean()), "insertion_auc": float(get("insertion_auc").mean()),
                  "deletion_auc": float(get("deletion_auc").mean()), "regions": float(get("regions").mean())}
         entry["overhead"] = entry["seconds"] / entry["pure_seconds"]
+        entry["fill"] = (fills or {}).get(search)
         pointing = [r["pointing"] for r in per_image if r["pointing"] is not None]
         entry["pointing"] = float(np.mean(pointing)) if pointing else None
         if reference is not None:
@@ -139,16 +146,17 @@ def summarize(rows: dict[str, list[dict]]) -> list[dict]:
 
 def format_table(title: str, table: list[dict]) -> str:
     lines = [f"**{title}**", "",
-             "| search | forwards/img | ratio | s/img | pure s | overhead | Insertion AUC ↑ | Δ mean ± s.e. | Δ worst "
-             "| Deletion AUC ↓ | Δ mean ± s.e. | Δ worst | pointing ↑ |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| search | forwards/img | ratio | s/img | pure s | overhead | fill | Insertion AUC ↑ | Δ mean ± s.e. "
+             "| Δ worst | Deletion AUC ↓ | Δ mean ± s.e. | Δ worst | pointing ↑ |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for e in table:
         d = (lambda k: f"{e[k]:+.4f}" if k in e else "–")  # noqa: E731
         mean = (lambda k: f"{e[k]:+.4f} ± {e[k + '_se']:.4f}" if k in e else "–")  # noqa: E731
         ratio = f"{e['ratio']:.3f}" if "ratio" in e else "–"
         pointing = f"{e['pointing']:.0%}" if e["pointing"] is not None else "–"
+        fill = f"{e['fill']:.2f}" if e.get("fill") is not None else "–"
         lines.append(f"| {e['search']} | {e['forwards']:,.0f} | {ratio} | {e['seconds']:.3f} | {e['pure_seconds']:.3f} "
-                     f"| {e['overhead']:.2f} | {e['insertion_auc']:.4f} | {mean('d_insertion')} | {d('d_insertion_worst')} "
+                     f"| {e['overhead']:.2f} | {fill} | {e['insertion_auc']:.4f} | {mean('d_insertion')} | {d('d_insertion_worst')} "
                      f"| {e['deletion_auc']:.4f} | {mean('d_deletion')} | {d('d_deletion_worst')} | {pointing} |")
     return "\n".join(lines)
 
@@ -178,9 +186,9 @@ def run(args: argparse.Namespace) -> dict:
         for n in args.regions:
             divider = RegionDivider(DivisionConfig("slico", num_regions=n), (IMAGE_SIZE, IMAGE_SIZE))
             images = [(path, image, divider(image, item), label) for (path, image, label), item in zip(photos, items)]
-            rows = run_setting(scorer, images, searches, args.batch_size, args.precision, bare, f"{arch} N≈{n}",
-                               args.images_at_once)
-            table = summarize(rows)
+            rows, fills = run_setting(scorer, images, searches, args.batch_size, args.precision, bare,
+                                      f"{arch} N≈{n}", args.images_at_once)
+            table = summarize(rows, fills)
             title = (f"{arch} (held-out accuracy {info['val_accuracy']:.3f}), SLICO ≈{n} regions "
                      f"(mean {table[0]['regions']:.1f}), {len(images)} images, {device.type}, batch {args.batch_size}, "
                      f"{args.precision}, {args.images_at_once} images at once, {torch.get_num_threads()} CPU threads, "

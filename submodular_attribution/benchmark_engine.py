@@ -7,7 +7,8 @@ On a random-init default CNN (the weights do not change the cost) and a square g
 regions, for each search, precision and number of images advancing together: forward passes
 per image, seconds per image, images/s through the engine (composition + forward + scoring),
 and the overhead: the engine's seconds over the bare model's for the same number of images in
-full batches of the same precision (1.00 = no overhead). Each row times the bare model and the
+full batches of the same precision (1.00 = no overhead), and the fill: images per model call
+over the batch size (1.00 = every forward batch full). Each row times the bare model and the
 engine alternately ``--repeats`` times and reports the medians, so that a drifting machine
 affects both sides of the ratio alike.
 """
@@ -50,6 +51,25 @@ def bare_model_rate(scorer, batch_size: int, repeats: int = 20, precision: str =
         _sync(scorer.device)
         rates.append(repeats * batch_size / (time.perf_counter() - start))
     return sorted(rates)[len(rates) // 2]
+
+
+class CountingScorer:
+    """A scorer that counts its forward calls and images, for the mean batch fill: images per
+    call over the batch size (1.0: every forward full). Everything else is the wrapped scorer's."""
+
+    def __init__(self, scorer) -> None:
+        self.scorer, self.calls, self.images = scorer, 0, 0
+
+    def __getattr__(self, name: str):
+        return getattr(self.scorer, name)
+
+    def __call__(self, images: torch.Tensor):
+        self.calls += 1
+        self.images += images.shape[0]
+        return self.scorer(images)
+
+    def fill(self, batch_size: int) -> float:
+        return self.images / (self.calls * batch_size) if self.calls else 0.0
 
 
 def _scorer(model: str, device: torch.device):
@@ -95,7 +115,7 @@ def main(argv=None) -> int:
     print(f"{args.model} at {size}², device {device}, batch {args.batch_size}, channels-last {args.channels_last}, "
           f"compile {args.compile}")
     print(f"{'N':>4} {'search':<14} {'precision':<9} {'K':>3} {'forwards':>9} {'s/image':>8} {'images/s':>9} "
-          f"{'overhead':>9}")
+          f"{'overhead':>9} {'fill':>5}")
     for precision in args.precision:
         bare = bare_model_rate(scorer, args.batch_size, precision=precision, size=size)
         print(f"{'':>4} bare model, {precision}: {bare:,.0f} images/s")
@@ -107,9 +127,10 @@ def main(argv=None) -> int:
                     bares, times, forwards = [], [], 0
                     for _ in range(args.repeats):  # alternately, so that drift affects both alike
                         bares.append(bare_model_rate(scorer, args.batch_size, precision=precision, size=size))
+                        counting = CountingScorer(scorer)
                         _sync(device)
                         start = time.perf_counter()
-                        traces = explain_many(scorer, [(image, labels, 0, i) for i in range(k)], weights,
+                        traces = explain_many(counting, [(image, labels, 0, i) for i in range(k)], weights,
                                               search=search, batch_size=args.batch_size, precision=precision)
                         _sync(device)
                         times.append((time.perf_counter() - start) / k)
@@ -117,7 +138,7 @@ def main(argv=None) -> int:
                     bare, seconds = statistics.median(bares), statistics.median(times)
                     rate = forwards / seconds
                     print(f"{side * side:>4} {search:<14} {precision:<9} {k:>3} {forwards:>9,} {seconds:>8.3f} "
-                          f"{rate:>9,.0f} {bare / rate:>8.2f}×", flush=True)
+                          f"{rate:>9,.0f} {bare / rate:>8.2f}× {counting.fill(args.batch_size):>5.2f}", flush=True)
     return 0
 
 
