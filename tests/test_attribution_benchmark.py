@@ -126,7 +126,8 @@ def test_incremental_deletion_command_and_update_counts(tmp_path, shapes_two, tr
     assert all(0 <= r["score"] <= 1 for r in plain["per_image"])
 
 
-def test_default_benchmark_without_data_flags(tmp_path, trained_shapes):
+def test_default_benchmark_without_data_flags(tmp_path, trained_shapes, monkeypatch):
+    monkeypatch.setenv("SMDL_HOME", str(tmp_path))  # the default set is written there, not into the checkout
     out = tmp_path / "default.json"
     assert bench.main(_command("single_deletion", trained_shapes[0], None, out, "--explainer", "IxG-SG",
                                "--nr_images", "2")) == 0
