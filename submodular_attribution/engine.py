@@ -168,12 +168,6 @@ class SetEvaluator:
         singletons = torch.eye(self.num_regions, dtype=torch.bool, device=self.device)[rows]
         return self._compose(singletons, torch.zeros(len(singletons), dtype=torch.bool, device=self.device))
 
-    def region_embeddings(self) -> torch.Tensor:
-        """N×D embeddings of insert({v_i}) for every region (N forwards)."""
-        parts = [self._forward(self.singleton_images(chunk))
-                 for chunk in torch.arange(self.num_regions, device=self.device).split(self.batch_size)]
-        return embeddings_of(join_outputs(parts))
-
 
 def embeddings_of(output: ModelOutput) -> torch.Tensor:
     """The embeddings of a model output, float64 (the effectiveness term needs them)."""

@@ -75,8 +75,7 @@ def _lifecycle(ev: SetEvaluator, weights: Weights, search: str, options: dict, s
     """One image's whole run as requests for model rows (:data:`~.engine.RowSource`), each
     answered with their output: its two reference images, its N region embeddings (when λ2 ≠ 0),
     then the sets its search asks for. → (context, order, N prefix scores)."""
-    ev.set_reference((yield ev, 2, ev.reference_images))
-    ev.target  # noqa: B018 - the prediction, now that the reference is known
+    ev.set_reference((yield ev, 2, ev.reference_images))  # the prediction, when it is the target, is known now
     distances = None
     if weights.effectiveness != 0:
         distances = angular_distances(embeddings_of((yield ev, ev.num_regions, ev.singleton_images)))
@@ -190,10 +189,11 @@ def explain_stream(
     if at_once < 1:
         raise ValueError(f"at_once must be ≥ 1, got {at_once}")
     source, active = iter(images), []
-    most = max(at_once, batch_size // 2)  # each image asks for ≥ 2 images a round: more never fill more
+    most = max(at_once, batch_size // 2)  # each image adds ≥ 2 rows to a round: batch/2 of them fill a batch
 
-    def wanted() -> bool:  # another image in flight: below at_once, or this round would not fill a batch
-        return len(active) < at_once or (len(active) < most and sum(j.pending[1] for j in active) < batch_size)
+    def wanted() -> bool:  # another image in flight: below at_once, or this round's rows would not fill a batch
+        rows = sum(count for _, count, _ in (job.pending for job in active))
+        return len(active) < at_once or (len(active) < most and rows < batch_size)
 
     while True:
         while wanted() and (entry := next(source, _END)) is not _END:

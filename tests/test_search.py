@@ -291,3 +291,18 @@ def test_a_failed_forward_call_counts_no_forward_passes():
     assert [ev.forward_passes for ev in evs] == [0, 0]
     outputs = forward_rows(sources, 3)  # calls 3, 4 and 5: batches of 3, 3 and 2 rows
     assert [ev.forward_passes for ev in evs] == [4, 4] and [len(o.probs) for o in outputs] == [4, 4]
+
+
+def test_effectiveness_without_embeddings_is_a_clear_error():
+    scorer = TinyScorer(20, seed=2)
+
+    class NoEmbeddings:
+        device, num_classes = scorer.device, scorer.num_classes
+
+        def __call__(self, images):
+            return ModelOutput(probs=scorer(images).probs)
+
+    image, labels = torch.rand(3, 4, 5, dtype=torch.float64), random_labels(4, 5, 6, seed=0)
+    with pytest.raises(ValueError, match="effectiveness term needs a model that returns embeddings"):
+        explain(NoEmbeddings(), image, labels, 0, Weights(0.0, 0.05, 1.0, 1.0))
+    assert len(explain(NoEmbeddings(), image, labels, 0, Weights(0.0, 0.0, 1.0, 1.0)).order) == 6
