@@ -13,7 +13,7 @@ published single-modal λ (0.01, 0, 20, 5), each search orders the same images. 
   ``--images-at-once`` in flight, as on the command line, and each takes its share of the
   time); pure s — the same forwards through the bare model in full batches; overhead — s/img ÷
   pure s; fill — forward images per model call over the batch size (1.00: every batch full;
-  the two reference images of each image are a call of their own);
+  every call counts, the rounds that hold the images' reference images included);
 * Insertion / Deletion AUC — area-based, as ``evals.eval_AUC_faithfulness``, mean over images;
   Δ mean ± s.e. and Δ worst — per-image difference to exact greedy: its mean with the standard
   error of that mean (paired over the same images), and the worst image (lowest for insertion,
