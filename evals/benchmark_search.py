@@ -32,7 +32,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from submodular_attribution.benchmark_engine import CountingScorer, bare_model_rate
+from submodular_attribution.benchmark_engine import bare_model_rate, counting_scorer
 from submodular_attribution.common import paths
 from submodular_attribution.common.atomic import atomic_write_json, atomic_write_text
 from submodular_attribution.common.curves import image_aucs
@@ -99,7 +99,7 @@ def run_setting(scorer, images: list[tuple[Path, np.ndarray, np.ndarray, int]], 
     for search in searches:
         progress = Progress(len(images), f"{desc} {search}")
         per_image: dict[int, dict] = {}
-        counting = CountingScorer(scorer)
+        counting = counting_scorer(scorer)
         jobs = ((k, (image_tensor(image), torch.from_numpy(labels), label, k))
                 for k, (_, image, labels, label) in enumerate(images))
         for k, trace in explain_stream(counting, jobs, WEIGHTS, search=search, batch_size=batch_size,

@@ -7,10 +7,12 @@ On a random-init default CNN (the weights do not change the cost) and a square g
 regions, for each search, precision and number of images advancing together: forward passes
 per image, seconds per image, images/s through the engine (composition + forward + scoring),
 and the overhead: the engine's seconds over the bare model's for the same number of images in
-full batches of the same precision (1.00 = no overhead), and the fill: images per model call
-over the batch size (1.00 = every forward batch full). Each row times the bare model and the
-engine alternately ``--repeats`` times and reports the medians, so that a drifting machine
-affects both sides of the ratio alike.
+full batches of the same precision (1.00 = no overhead); the engine's own share: its wall time
+over the time spent inside the model in the same run (1.00 = every second in the model; drift
+of the machine cannot move it, as both sides are measured together); and the fill: images per
+model call over the batch size (1.00 = every forward batch full). Each row times the bare model
+and the engine alternately ``--repeats`` times and reports the medians, so that a drifting
+machine affects both sides of the overhead alike.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ import time
 import torch
 
 from .engine import PRECISIONS, forward
-from .models import resolve_device
+from .models import model_input_space, resolve_device
 from .objective import Weights
 from .regions import grid_division
 from .search import explain_many
@@ -54,22 +56,63 @@ def bare_model_rate(scorer, batch_size: int, repeats: int = 20, precision: str =
 
 
 class CountingScorer:
-    """A scorer that counts its forward calls and images, for the mean batch fill: images per
-    call over the batch size (1.0: every forward full). Everything else is the wrapped scorer's."""
+    """A scorer that counts its forward calls and images, for the mean batch fill (images per
+    call over the batch size; 1.0: every forward full), and times them: ``model_seconds`` is the
+    time inside the model, so the engine's own share of a run is measured in the same run (CUDA
+    events on a GPU, so timing adds no synchronisation). Everything else is the wrapped scorer's.
+    Build it with :func:`counting_scorer`, which keeps a scorer's input-space path."""
 
     def __init__(self, scorer) -> None:
         self.scorer, self.calls, self.images = scorer, 0, 0
+        self._seconds, self._events = 0.0, []
 
     def __getattr__(self, name: str):
-        return getattr(self.scorer, name)
+        return getattr(self.__dict__["scorer"], name)
 
-    def __call__(self, images: torch.Tensor):
+    def _run(self, model, images: torch.Tensor):
         self.calls += 1
         self.images += images.shape[0]
-        return self.scorer(images)
+        if images.device.type == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            out = model(images)
+            end.record()
+            self._events.append((start, end))
+            return out
+        start = time.perf_counter()
+        out = model(images)
+        self._seconds += time.perf_counter() - start
+        return out
+
+    def __call__(self, images: torch.Tensor):
+        return self._run(self.scorer, images)
+
+    @property
+    def model_seconds(self) -> float:
+        """Seconds inside the model so far (waits for the device)."""
+        if self._events:
+            self._events[-1][1].synchronize()
+            self._seconds += sum(a.elapsed_time(b) for a, b in self._events) / 1000
+            self._events = []
+        return self._seconds
 
     def fill(self, batch_size: int) -> float:
         return self.images / (self.calls * batch_size) if self.calls else 0.0
+
+
+class _CountingInputScorer(CountingScorer):
+    """:class:`CountingScorer` of a scorer the engine feeds in its input space."""
+
+    def model_input(self, images: torch.Tensor) -> torch.Tensor:
+        return self.scorer.model_input(images)
+
+    def score_input(self, x: torch.Tensor):
+        return self._run(self.scorer.score_input, x)
+
+
+def counting_scorer(scorer) -> CountingScorer:
+    """A :class:`CountingScorer` around ``scorer`` that the engine uses as it would ``scorer``."""
+    return (_CountingInputScorer if model_input_space(scorer) else CountingScorer)(scorer)
 
 
 def _scorer(model: str, device: torch.device):
@@ -115,7 +158,7 @@ def main(argv=None) -> int:
     print(f"{args.model} at {size}², device {device}, batch {args.batch_size}, channels-last {args.channels_last}, "
           f"compile {args.compile}")
     print(f"{'N':>4} {'search':<14} {'precision':<9} {'K':>3} {'forwards':>9} {'s/image':>8} {'images/s':>9} "
-          f"{'overhead':>9} {'fill':>5}")
+          f"{'overhead':>9} {'engine':>7} {'fill':>5}")
     for precision in args.precision:
         bare = bare_model_rate(scorer, args.batch_size, precision=precision, size=size)
         print(f"{'':>4} bare model, {precision}: {bare:,.0f} images/s")
@@ -124,21 +167,24 @@ def main(argv=None) -> int:
             labels = torch.from_numpy(grid_division(size, size, side, side))
             for search in args.searches:
                 for k in args.images_at_once:
-                    bares, times, forwards = [], [], 0
+                    bares, times, engine_shares, forwards = [], [], [], 0
                     for _ in range(args.repeats):  # alternately, so that drift affects both alike
                         bares.append(bare_model_rate(scorer, args.batch_size, precision=precision, size=size))
-                        counting = CountingScorer(scorer)
+                        counting = counting_scorer(scorer)
                         _sync(device)
                         start = time.perf_counter()
                         traces = explain_many(counting, [(image, labels, 0, i) for i in range(k)], weights,
                                               search=search, batch_size=args.batch_size, precision=precision)
                         _sync(device)
-                        times.append((time.perf_counter() - start) / k)
+                        wall = time.perf_counter() - start
+                        times.append(wall / k)
+                        engine_shares.append(wall / counting.model_seconds)
                         forwards = traces[0].forward_passes
                     bare, seconds = statistics.median(bares), statistics.median(times)
                     rate = forwards / seconds
                     print(f"{side * side:>4} {search:<14} {precision:<9} {k:>3} {forwards:>9,} {seconds:>8.3f} "
-                          f"{rate:>9,.0f} {bare / rate:>8.2f}× {counting.fill(args.batch_size):>5.2f}", flush=True)
+                          f"{rate:>9,.0f} {bare / rate:>8.2f}× {statistics.median(engine_shares):>6.2f}× "
+                          f"{counting.fill(args.batch_size):>5.2f}", flush=True)
     return 0
 
 

@@ -70,6 +70,17 @@ class TunableScorer(Protocol):
     def tune(self, channels_last: bool = False, compile: bool = False) -> None: ...
 
 
+def model_input_space(scorer) -> bool:
+    """Whether ``scorer`` maps each pixel to the model's input on its own (a per-channel affine
+    normalisation), through ``model_input(images)`` and ``score_input(x)``, with
+    ``scorer(images) == scorer.score_input(scorer.model_input(images))``. Composition then
+    commutes with the transform, so the engine composes in the model's input space and skips it
+    per batch. Looked up on the class, not the instance: a wrapper that forwards attributes (an
+    evidential head) must not be bypassed."""
+    kind = type(scorer)
+    return callable(getattr(kind, "model_input", None)) and callable(getattr(kind, "score_input", None))
+
+
 def tune_module(module: nn.Module, channels_last: bool = False, compile: bool = False):
     """``module`` in channels-last memory format and/or wrapped by ``torch.compile`` (same weights)."""
     if channels_last:
@@ -130,13 +141,13 @@ class ClassifierScorer:
         features = self.net.forward_features(x)
         return features, self.net.forward_head(features)
 
-    def _normalise(self, images: torch.Tensor) -> torch.Tensor:
-        x = (images - self.mean) / self.std
-        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+    def model_input(self, images: torch.Tensor) -> torch.Tensor:
+        """The network's input for RGB [0, 1] images: (images − mean) / std, pixel by pixel."""
+        return (images - self.mean) / self.std
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         """Differentiable B×C logits (for gradient baselines); no embeddings captured."""
-        return self.net((images - self.mean) / self.std)
+        return self.net(self.model_input(images))
 
     def representation(self, images: torch.Tensor) -> torch.Tensor:
         """Differentiable B×D features: the input of ``embedding_layer`` (averaged over space when
@@ -144,7 +155,7 @@ class ClassifierScorer:
         if self.embedding_layer is None:
             if not self._split:
                 raise TypeError(f"{type(self.net).__name__}: no embedding layer to take a representation from")
-            features = self.net.forward_features((images - self.mean) / self.std)
+            features = self.net.forward_features(self.model_input(images))
         else:
             captured: list[torch.Tensor] = []
             handle = self.embedding_layer.register_forward_pre_hook(lambda _m, inputs: captured.append(inputs[0]))
@@ -158,7 +169,12 @@ class ClassifierScorer:
         return features.mean(dim=(2, 3)) if features.ndim == 4 else features.flatten(1)
 
     def __call__(self, images: torch.Tensor) -> ModelOutput:
-        x = self._normalise(images)
+        return self.score_input(self.model_input(images))
+
+    def score_input(self, x: torch.Tensor) -> ModelOutput:
+        """The output for images already in the network's input space (:meth:`model_input`)."""
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         if self._split:
             features, logits = self._split_run(x)
             return ModelOutput(probs=logits.softmax(dim=-1), embeddings=features)

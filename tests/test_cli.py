@@ -156,7 +156,7 @@ def test_a_failure_while_explaining_is_recorded_too(tmp_path, tiny_list, capsys)
     from submodular_attribution.common.images import image_tensor, load_image_rgb
 
     photo = image_tensor(load_image_rgb(tiny_list.parent / "imgs/photo 1.png", (32, 32)))
-    full = ClassifierScorer(TinyNet())._normalise(photo[None])[0]
+    full = ClassifierScorer(TinyNet()).model_input(photo[None])[0]
 
     class Fragile(TinyNet):
         broken = True
@@ -181,7 +181,7 @@ def test_a_failing_image_among_images_explained_together_costs_only_itself(tmp_p
     from submodular_attribution.common.images import image_tensor, load_image_rgb
 
     photo = image_tensor(load_image_rgb(tiny_list.parent / "imgs/photo 1.png", (32, 32)))
-    corner = ClassifierScorer(TinyNet())._normalise(photo[None])[0, :, 0, 0]
+    corner = ClassifierScorer(TinyNet()).model_input(photo[None])[0, :, 0, 0]
 
     class Fragile(TinyNet):
         def forward_features(self, x):  # fails on any batch that holds photo 1's top-left region

@@ -285,7 +285,7 @@ def test_a_failed_forward_call_counts_no_forward_passes():
             return scorer(images)
 
     for ev in evs:
-        ev.scorer = FailsOnSecondCall()
+        ev.model = FailsOnSecondCall()
     with pytest.raises(RuntimeError, match="simulated"):
         forward_rows(sources, 3)
     assert [ev.forward_passes for ev in evs] == [0, 0]
