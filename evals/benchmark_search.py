@@ -11,9 +11,12 @@ published single-modal λ (0.01, 0, 20, 5), each search orders the same images. 
   for the curves); ratio — to exact greedy's;
 * s/img — wall time per image (division excluded; the images stream through the engine with
   ``--images-at-once`` in flight, as on the command line, and each takes its share of the
-  time); pure s — the same forwards through the bare model in full batches; overhead — s/img ÷
-  pure s; fill — forward images per model call over the batch size (1.00: every batch full;
-  every call counts, the rounds that hold the images' reference images included);
+  time); pure s — the same forwards through the bare scorer (normalisation and model) in full
+  batches of random images, its rate timed just before each search; overhead — s/img ÷ pure s;
+  engine — the run's wall time over its time inside the model, measured in the same run, so
+  the machine's drift cannot move it; fill — forward images per model call over the batch size
+  (1.00: every batch full; every call counts, the rounds that hold the images' reference images
+  included);
 * Insertion / Deletion AUC — area-based, as ``evals.eval_AUC_faithfulness``, mean over images;
   Δ mean ± s.e. and Δ worst — per-image difference to exact greedy: its mean with the standard
   error of that mean (paired over the same images), and the worst image (lowest for insertion,
@@ -89,14 +92,17 @@ def _per_image(trace, labels: np.ndarray, image_path: Path) -> dict:
 
 
 def run_setting(scorer, images: list[tuple[Path, np.ndarray, np.ndarray, int]], searches: Sequence[str],
-                batch_size: int, precision: str, bare_rate: float, desc: str,
-                at_once: int = 8) -> tuple[dict[str, list[dict]], dict[str, float]]:
-    """Per search, one dict per image (AUCs, forwards, seconds, pointing), and the mean fill of
-    its forward batches. The images stream through ``at_once`` in flight, as on the command
-    line's ``--images-at-once``; each image's seconds are its share of the time."""
+                batch_size: int, precision: str, desc: str,
+                at_once: int = 8) -> tuple[dict[str, list[dict]], dict[str, dict[str, float]]]:
+    """Per search, one dict per image (AUCs, forwards, seconds, pointing), and its run's figures:
+    the bare scorer's rate timed just before it (``bare``), the mean fill of its forward batches
+    and the engine share (wall time over time inside the model). The images stream through
+    ``at_once`` in flight, as on the command line's ``--images-at-once``; each image's seconds
+    are its share of the time."""
     rows: dict[str, list[dict]] = {}
-    fills: dict[str, float] = {}
+    runs: dict[str, dict[str, float]] = {}
     for search in searches:
+        bare_rate = bare_model_rate(scorer, batch_size, precision=precision)
         progress = Progress(len(images), f"{desc} {search}")
         per_image: dict[int, dict] = {}
         counting = counting_scorer(scorer)
@@ -111,8 +117,9 @@ def run_setting(scorer, images: list[tuple[Path, np.ndarray, np.ndarray, int]], 
             progress.update()
         progress.close()
         rows[search] = [per_image[k] for k in range(len(images))]
-        fills[search] = counting.fill(batch_size)
-    return rows, fills
+        wall = sum(r["seconds"] for r in rows[search])  # the images' shares add up to the run's time
+        runs[search] = {"bare": bare_rate, "fill": counting.fill(batch_size), "engine": wall / counting.model_seconds}
+    return rows, runs
 
 
 def _standard_error(differences: np.ndarray) -> float:
@@ -120,7 +127,7 @@ def _standard_error(differences: np.ndarray) -> float:
     return float(differences.std(ddof=1) / np.sqrt(len(differences))) if len(differences) > 1 else 0.0
 
 
-def summarize(rows: dict[str, list[dict]], fills: dict[str, float] | None = None) -> list[dict]:
+def summarize(rows: dict[str, list[dict]], runs: dict[str, dict[str, float]] | None = None) -> list[dict]:
     reference = rows.get("greedy")
     table = []
     for search, per_image in rows.items():
@@ -129,7 +136,8 @@ def summarize(rows: dict[str, list[dict]], fills: dict[str, float] | None = None
                  "pure_seconds": float(get("pure_seconds").mean()), "insertion_auc": float(get("insertion_auc").mean()),
                  "deletion_auc": float(get("deletion_auc").mean()), "regions": float(get("regions").mean())}
         entry["overhead"] = entry["seconds"] / entry["pure_seconds"]
-        entry["fill"] = (fills or {}).get(search)
+        entry["fill"] = (runs or {}).get(search, {}).get("fill")
+        entry["engine"] = (runs or {}).get(search, {}).get("engine")
         pointing = [r["pointing"] for r in per_image if r["pointing"] is not None]
         entry["pointing"] = float(np.mean(pointing)) if pointing else None
         if reference is not None:
@@ -146,17 +154,18 @@ def summarize(rows: dict[str, list[dict]], fills: dict[str, float] | None = None
 
 def format_table(title: str, table: list[dict]) -> str:
     lines = [f"**{title}**", "",
-             "| search | forwards/img | ratio | s/img | pure s | overhead | fill | Insertion AUC ↑ | Δ mean ± s.e. "
-             "| Δ worst | Deletion AUC ↓ | Δ mean ± s.e. | Δ worst | pointing ↑ |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| search | forwards/img | ratio | s/img | pure s | overhead | engine | fill | Insertion AUC ↑ "
+             "| Δ mean ± s.e. | Δ worst | Deletion AUC ↓ | Δ mean ± s.e. | Δ worst | pointing ↑ |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for e in table:
         d = (lambda k: f"{e[k]:+.4f}" if k in e else "–")  # noqa: E731
         mean = (lambda k: f"{e[k]:+.4f} ± {e[k + '_se']:.4f}" if k in e else "–")  # noqa: E731
         ratio = f"{e['ratio']:.3f}" if "ratio" in e else "–"
         pointing = f"{e['pointing']:.0%}" if e["pointing"] is not None else "–"
         fill = f"{e['fill']:.2f}" if e.get("fill") is not None else "–"
+        engine = f"{e['engine']:.2f}" if e.get("engine") is not None else "–"
         lines.append(f"| {e['search']} | {e['forwards']:,.0f} | {ratio} | {e['seconds']:.3f} | {e['pure_seconds']:.3f} "
-                     f"| {e['overhead']:.2f} | {fill} | {e['insertion_auc']:.4f} | {mean('d_insertion')} | {d('d_insertion_worst')} "
+                     f"| {e['overhead']:.2f} | {engine} | {fill} | {e['insertion_auc']:.4f} | {mean('d_insertion')} | {d('d_insertion_worst')} "
                      f"| {e['deletion_auc']:.4f} | {mean('d_deletion')} | {d('d_deletion_worst')} | {pointing} |")
     return "\n".join(lines)
 
@@ -182,17 +191,17 @@ def run(args: argparse.Namespace) -> dict:
         folder = Path(args.ckpt_dir) if args.ckpt_dir else paths.ckpt_dir()
         net, info = load_or_train_default(folder / f"shapes_{arch}.pt", device=device, arch=arch)
         scorer = build_scorer(net, device)
-        bare = bare_model_rate(scorer, args.batch_size)
         for n in args.regions:
             divider = RegionDivider(DivisionConfig("slico", num_regions=n), (IMAGE_SIZE, IMAGE_SIZE))
             images = [(path, image, divider(image, item), label) for (path, image, label), item in zip(photos, items)]
-            rows, fills = run_setting(scorer, images, searches, args.batch_size, args.precision, bare,
-                                      f"{arch} N≈{n}", args.images_at_once)
-            table = summarize(rows, fills)
+            rows, runs = run_setting(scorer, images, searches, args.batch_size, args.precision, f"{arch} N≈{n}",
+                                     args.images_at_once)
+            table = summarize(rows, runs)
+            bare = float(np.median([r["bare"] for r in runs.values()]))
             title = (f"{arch} (held-out accuracy {info['val_accuracy']:.3f}), SLICO ≈{n} regions "
                      f"(mean {table[0]['regions']:.1f}), {len(images)} images, {device.type}, batch {args.batch_size}, "
                      f"{args.precision}, {args.images_at_once} images at once, {torch.get_num_threads()} CPU threads, "
-                     f"bare model {bare:,.0f} images/s")
+                     f"bare scorer {bare:,.0f} images/s (median over the searches)")
             text = format_table(title, table)
             atomic_write_text(output_dir / f"{arch}-N{n}.md", text + "\n")
             results[f"{arch}-N{n}"] = {"title": title, "table": table, "per_image": rows}

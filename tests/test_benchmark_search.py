@@ -26,3 +26,4 @@ def test_tables_and_results(tmp_path, trained_shapes, capsys):
         assert abs(entry["d_insertion"] - sum(diffs) / 2) < 1e-12
         assert abs(entry["d_insertion_se"] - abs(diffs[0] - diffs[1]) / 2) < 1e-12  # two images: s.e. = |d1 − d2| / 2
         assert entry["overhead"] > 0 and 0 <= entry["pointing"] <= 1 and 0 < entry["fill"] <= 1
+        assert entry["engine"] >= 1  # wall time includes the time inside the model
