@@ -78,18 +78,17 @@ class SetEvaluator:
         self.device = scorer.device
         if not image.is_floating_point():
             raise ValueError(f"image must be a float tensor in [0, 1], got {image.dtype}")
-        self.image = image.to(self.device)  # keeps its float dtype (float64 in exact tests)
+        image = image.to(self.device)  # keeps its float dtype (float64 in exact tests)
         self.labels = labels.to(self.device, torch.long)
         self.num_regions = int(self.labels.max().item()) + 1
         self.batch_size = batch_size
-        self.baseline = torch.tensor(baseline, dtype=self.image.dtype, device=self.device)
         # Compositions are built where the model reads them: in its input space when its
         # transform is pixelwise (the same numbers, without normalising every batch).
         input_space = model_input_space(scorer)
         self.model: Callable[[torch.Tensor], ModelOutput] = scorer.score_input if input_space else scorer
         to_input = scorer.model_input if input_space else (lambda x: x)
-        self._image_input = to_input(self.image[None])
-        self._baseline_input = to_input(torch.full((1, 3, 1, 1), baseline, dtype=self.image.dtype, device=self.device))
+        self._image_input = to_input(image[None])
+        self._baseline_input = to_input(torch.full((1, 3, 1, 1), baseline, dtype=image.dtype, device=self.device))
         self._pixels = self.labels.flatten()
         self.edl_scale = edl_scale
         self.forward_passes = 0
