@@ -23,7 +23,9 @@ Rows are cached per (method configuration, image) under ``<output-dir>/rows/<met
 where ``<key>`` hashes everything that changes the numbers (model flags, target rule, seed; for
 SMDL the division, λ and search; for a baseline its options; ``config.json`` beside the rows
 spells it out): a rerun computes only what is missing, and a changed setting never reuses stale
-rows. Each invocation is recorded in ``runs.jsonl``; failed images in ``failures.jsonl``. Writes ``table.md``, ``table.csv`` and mean insertion/deletion curve plots.
+rows. Each row records the code that computed it (git commit, else package version); rows
+reused from other code are counted in one note line per method, since their numbers and
+timings are that code's (delete the folder named there to recompute). Each invocation is recorded in ``runs.jsonl``; failed images in ``failures.jsonl``. Writes ``table.md``, ``table.csv`` and mean insertion/deletion curve plots.
 """
 from __future__ import annotations
 
@@ -51,7 +53,7 @@ from submodular_attribution.common.errors import InputError, run_reporting_input
 from submodular_attribution.common.images import image_tensor
 from submodular_attribution.common.lists import ListItem
 from submodular_attribution.common.progress import run_items
-from submodular_attribution.common.provenance import write_provenance
+from submodular_attribution.common.provenance import git_commit, package_version, write_provenance
 from submodular_attribution.common.results import rank_map, rank_map_saliency
 from submodular_attribution.frontend import check_common, model_parser, prepare
 from submodular_attribution.regions import RegionDivider
@@ -224,7 +226,8 @@ def run(args: argparse.Namespace) -> dict:
     model = CountingModel.wrap(attribution_model(ready.scorer, batch_size=args.batch_size))
     configs = {m: method_config(m, args, settings) for m in methods}
     write_provenance(output_dir, {**vars(args), "row_folders": {m: config_key(c) for m, c in configs.items()}})
-    summaries, curves, failed = {}, {}, 0
+    summaries, curves, failed, notes = {}, {}, 0, []
+    code = git_commit() or package_version() or "unknown"
     for method in methods:
         rows_dir = output_dir / "rows" / method / config_key(configs[method])
         atomic_write_json(rows_dir / "config.json", configs[method])  # what these rows were computed with
@@ -233,7 +236,7 @@ def run(args: argparse.Namespace) -> dict:
             path = rows_dir / str(item.label) / f"{item.stem}.json"
             if path.is_file():
                 return json.loads(path.read_text())
-            row = _row(args, settings, ready.scorer, model, divider, method, item, ready.root)
+            row = {**_row(args, settings, ready.scorer, model, divider, method, item, ready.root), "code": code}
             atomic_write_json(path, row)
             return row
 
@@ -242,6 +245,12 @@ def run(args: argparse.Namespace) -> dict:
         rows = list(report.results.values())
         if not rows:
             continue
+        older = sorted({str(r.get("code", "unknown")) for r in rows} - {code})
+        if older:
+            stale = sum(r.get("code", "unknown") != code for r in rows)
+            notes.append(f"note: {method}: {stale} of {len(rows)} rows were computed by other code "
+                         f"({', '.join(older)}; now {code}); their numbers and seconds are that code's: "
+                         f"delete {rows_dir} to recompute")
         summaries[method] = _summary(rows)
         curves[method] = {kind: [(r["curves"][f"x_{kind}"], r["curves"][f"y_{kind}"]) for r in rows]
                           for kind in ("ins", "del")}
@@ -250,8 +259,8 @@ def run(args: argparse.Namespace) -> dict:
     table = write_table(summaries, output_dir)
     for kind, name in (("ins", "insertion"), ("del", "deletion")):
         save_curves_figure({m: c[kind] for m, c in curves.items()}, output_dir / f"mean_{name}_curves.png", kind=name)
-    print(f"\n{task.name}: {len(items)} images\n{table}\n\nWritten: {output_dir}/table.md, table.csv, "
-          f"mean_insertion_curves.png, mean_deletion_curves.png")
+    print(f"\n{task.name}: {len(items)} images\n{table}\n" + "".join(f"\n{line}" for line in notes) +
+          f"\nWritten: {output_dir}/table.md, table.csv, mean_insertion_curves.png, mean_deletion_curves.png")
     return {"summaries": summaries, "failed": failed}
 
 
