@@ -245,9 +245,9 @@ def run(args: argparse.Namespace) -> dict:
         rows = list(report.results.values())
         if not rows:
             continue
-        older = sorted({str(r.get("code", "unknown")) for r in rows} - {code})
+        older = sorted({str(r.get("code", "unrecorded")) for r in rows} - {code})
         if older:
-            stale = sum(r.get("code", "unknown") != code for r in rows)
+            stale = sum(r.get("code", "unrecorded") != code for r in rows)
             notes.append(f"note: {method}: {stale} of {len(rows)} rows were computed by other code "
                          f"({', '.join(older)}; now {code}); their numbers and seconds are that code's: "
                          f"delete {rows_dir} to recompute")
