@@ -39,14 +39,7 @@ def summarize_run(run_dir: str | Path, progress: bool = False, strict: bool = Fa
     with ``strict``, for the first unusable file.
     """
     run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise InputError(f"{run_dir}: no such folder")
-    try:
-        paths = find_result_files(run_dir)
-    except FileNotFoundError as err:
-        raise InputError(str(err)) from None
-    if not paths:
-        raise InputError(f"{run_dir}: no result JSONs found")
+    paths = find_result_files(run_dir, require_any=True)
 
     bar = Progress(len(paths), "images", enabled=progress and len(paths) > 5)
     per_image, records, skipped = [], [], []

@@ -117,14 +117,7 @@ def ordering_values(run_dir: str | Path, budgets: Sequence[float], include_empty
     from submodular_attribution.common.results import find_result_files, load_result
 
     run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise InputError(f"{run_dir}: no such folder")
-    try:
-        paths = find_result_files(run_dir)
-    except FileNotFoundError as err:
-        raise InputError(str(err)) from None
-    if not paths:
-        raise InputError(f"{run_dir}: no result JSONs found (expected json/<class>/<stem>.json)")
+    paths = find_result_files(run_dir, require_any=True)
     per_image = []
     for path in paths:
         try:

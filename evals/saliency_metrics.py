@@ -22,7 +22,7 @@ Conventions shared by all functions:
   so "descending" puts the earlier pixel first among ties, "ascending" too.
 * Pixel counts from fractions: stated per function (round, floor).
 * Correlations return NaN when undefined (a constant input); aggregate over images with
-  :func:`mean_finite`, which drops and counts them.
+  :func:`submodular_attribution.common.curves.mean_finite`, which drops and counts them.
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from baseline_attribution.base import AttributionModel
-from submodular_attribution.common.curves import mean_finite, trapezoid_auc
+from submodular_attribution.common.curves import trapezoid_auc
 from submodular_attribution.common.images import IMAGENET_MEAN
 from submodular_attribution.common.results import LoadedResult
 from submodular_attribution.regions import grid_division

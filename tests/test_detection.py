@@ -2,7 +2,6 @@
 the torchvision adapter, the front ends (tiny models, 2 default images)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np

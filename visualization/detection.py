@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from submodular_attribution.common.curves import deletion_curve, insertion_curve
-from submodular_attribution.common.errors import InputError, run_reporting_input_errors
+from submodular_attribution.common.errors import run_reporting_input_errors
 from submodular_attribution.common.results import find_result_files, load_result, rank_map_saliency, result_rank_map
 
 from .canvas import check_style, save_figure
@@ -80,10 +80,7 @@ def draw_detection_run(run_dir: str | Path, out_dir: str | Path | None = None, i
     """Figures of the first ``images`` results (all when None) of a detection run folder."""
     check_style(colormap, alpha)
     run_dir = Path(run_dir)
-    try:
-        files = find_result_files(run_dir)
-    except FileNotFoundError as err:
-        raise InputError(str(err)) from None
+    files = find_result_files(run_dir)
     out = Path(out_dir) if out_dir else run_dir / "figures"
     roots = read_run_info(run_dir).image_roots(datasets)
     written = []

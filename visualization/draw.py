@@ -113,12 +113,7 @@ def draw_run(run_dir: str | Path, out_dir: str | Path | None = None, images: int
     check_style(colormap, alpha)
     limit = _limit(images)
     map_reader = _MapReader(_map_dirs(maps))
-    try:
-        paths = find_result_files(run_dir)
-    except FileNotFoundError:
-        raise InputError(f"{run_dir}: not a result folder (neither json/ nor rows/ inside)") from None
-    if not paths:
-        raise InputError(f"{run_dir}: no result JSONs found (expected json/<class>/<stem>.json)")
+    paths = find_result_files(run_dir, require_any=True)
     out = ensure_dir(Path(out_dir) if out_dir is not None else run_dir / "figures", "--out")
     info = read_run_info(run_dir)
     roots = info.image_roots(datasets)

@@ -17,6 +17,7 @@ from typing import Iterator
 import numpy as np
 
 from .atomic import atomic_save_npy, atomic_write_json
+from .errors import InputError
 
 FORMAT = "smdl-attribution/rank-map-v1"
 
@@ -118,12 +119,18 @@ class LoadedResult:
     npy: np.ndarray | None
 
 
-def find_result_files(run_dir: str | Path) -> list[Path]:
-    """Every ``json/<class>/<stem>.json`` under a run folder, sorted."""
+def find_result_files(run_dir: str | Path, require_any: bool = False) -> list[Path]:
+    """Every ``json/<class>/<stem>.json`` under a run folder, sorted. Raises InputError naming
+    the folder when it does not exist, is not a result folder, or (``require_any``) holds none."""
     run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise InputError(f"{run_dir}: no such folder")
     if not (run_dir / "json").is_dir():
-        raise FileNotFoundError(f"{run_dir}: not a result folder (no json/ inside)")
-    return sorted((run_dir / "json").glob("*/*.json"))
+        raise InputError(f"{run_dir}: not a result folder (no json/ inside)")
+    paths = sorted((run_dir / "json").glob("*/*.json"))
+    if require_any and not paths:
+        raise InputError(f"{run_dir}: no result JSONs found (expected json/<class>/<stem>.json)")
+    return paths
 
 
 def load_result(json_path: str | Path) -> LoadedResult:
