@@ -3,7 +3,7 @@ on their log-mel spectrogram with a small CNN.
 
     python -m submodular_attribution.smdl_explanation_audio --search fast
 
-Each list item is a 16 kHz WAV file; the task reads it as an 80 × 80 spectrogram image (mel
+Each list item is a 16 kHz WAV file (other formats need ``soundfile``); the task reads it as an 80 × 80 spectrogram image (mel
 bands × 25-ms frames, low frequencies at the bottom, [0, 1] between -80 and 0 dBFS:
 :mod:`submodular_attribution.audio.features`), so a removed region is silence. With the default
 ``--eval-list`` it writes the evaluation clips and their event masks under ``datasets/audio/``;

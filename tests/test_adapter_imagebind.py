@@ -222,7 +222,7 @@ def test_spectrogram_image_silence_is_zero_and_round_trip(tmp_path):
     with pytest.raises(InputError, match="--input-size 224 224: .*use --input-size 128 204"):
         audio.spectrogram_image(tmp_path / "tone.wav", (224, 224))
     (tmp_path / "bad.wav").write_bytes(b"not a wav")
-    with pytest.raises(InputError, match=r"bad\.wav: cannot read WAV"):
+    with pytest.raises(InputError, match=r"bad\.wav: cannot be read as a WAV file"):
         audio.read_wav(tmp_path / "bad.wav")
 
 

@@ -47,6 +47,7 @@ import torch
 import torch.nn.functional as F
 
 from ..common.errors import InputError
+from ..common.sound import read_sound
 
 SAMPLE_RATE = 16000
 NUM_MEL_BINS = 128
@@ -68,43 +69,11 @@ IMAGE_SIZE = (NUM_MEL_BINS, TARGET_LENGTH)  # H × W of the spectrogram image
 
 
 def read_wav(path: str | Path) -> tuple[torch.Tensor, int]:
-    """``(C×N float32 waveform in [−1, 1], sample rate)`` of a WAV file (8-bit unsigned, 16/32-bit
-    PCM divided by 2^(bits−1), or float); other formats through ``soundfile`` when it is
-    installed. An unreadable file is a one-line :class:`InputError`."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: audio file not found")
-    if path.suffix.lower() != ".wav":
-        try:
-            import soundfile
-        except ImportError:
-            raise InputError(f"{path}: only WAV files can be read without the soundfile package "
-                             f"(pip install soundfile), or convert it to WAV") from None
-        try:
-            data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-        except Exception as err:  # soundfile raises RuntimeError/LibsndfileError
-            raise InputError(f"{path}: cannot read audio ({err})") from None
-        return torch.from_numpy(np.ascontiguousarray(data.T)), int(rate)
-    from scipy.io import wavfile
-
-    try:
-        rate, data = wavfile.read(str(path))
-    except (ValueError, OSError) as err:
-        raise InputError(f"{path}: cannot read WAV ({err})") from None
-    if data.dtype == np.uint8:
-        data = (data.astype(np.float32) - 128.0) / 128.0
-    elif data.dtype == np.int16:
-        data = data.astype(np.float32) / 32768.0
-    elif data.dtype == np.int32:
-        data = data.astype(np.float32) / 2147483648.0
-    elif data.dtype.kind == "f":
-        data = data.astype(np.float32)
-    else:
-        raise InputError(f"{path}: unsupported WAV sample type {data.dtype}")
-    if data.size == 0:
-        raise InputError(f"{path}: empty audio")
-    data = data.reshape(len(data), -1).T  # C×N
-    return torch.from_numpy(np.ascontiguousarray(data)), int(rate)
+    """``(C×N float32 waveform in [−1, 1], sample rate)`` of a WAV file, or of any format
+    ``soundfile`` reads when it is installed
+    (:func:`~submodular_attribution.common.sound.read_sound`); failures are one-line InputErrors."""
+    data, rate = read_sound(path)
+    return torch.from_numpy(np.ascontiguousarray(data.T)), rate
 
 
 def resample(waveform: torch.Tensor, orig_freq: int, new_freq: int, zero_crossings: int = 6,

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from ..common.errors import InputError
+from ..common.sound import read_sound
 
 __all__ = [
     "SAMPLE_RATE", "CLIP_SECONDS", "CLIP_SAMPLES", "N_FFT", "HOP", "N_MELS", "N_FRAMES", "FMIN", "FMAX",
@@ -134,38 +135,18 @@ def spectrogram_image(waveform) -> np.ndarray:
 
 
 def read_wav(path: str | Path) -> np.ndarray:
-    """A WAV file as mono float32 samples in [-1, 1] (channels averaged; 8-bit unsigned, 16/32-bit
-    integer and float files). A missing or unreadable file, an empty one or a sample rate other than
-    SAMPLE_RATE is an :class:`InputError` naming it."""
-    from scipy.io import wavfile
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: audio file not found")
-    try:
-        rate, data = wavfile.read(path)
-    except Exception as err:  # noqa: BLE001 - scipy raises ValueError, EOFError, struct.error ...
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise InputError(f"{path}: cannot be read as a WAV file ({reason})") from None
+    """A sound file as mono float32 samples in [-1, 1], channels averaged (WAV, or any format
+    ``soundfile`` reads when it is installed: :func:`~submodular_attribution.common.sound.read_sound`).
+    A missing or unreadable file, an empty one or a sample rate other than SAMPLE_RATE is an
+    :class:`InputError` naming it."""
+    data, rate = read_sound(path)
     if rate != SAMPLE_RATE:
         raise InputError(f"{path}: sample rate {rate} Hz; this model takes {SAMPLE_RATE} Hz (resample the file)")
-    if data.dtype == np.uint8:
-        data = (data.astype(np.float32) - 128.0) / 128.0
-    elif np.issubdtype(data.dtype, np.integer):
-        data = data.astype(np.float32) / float(-np.iinfo(data.dtype).min)
-    else:
-        data = data.astype(np.float32)
-    if data.ndim == 2:
-        data = data.mean(axis=1)
-    if data.size == 0:
-        raise InputError(f"{path}: the WAV file holds no samples")
-    if not np.isfinite(data).all():
-        raise InputError(f"{path}: the WAV file holds non-finite samples")
-    return data
+    return data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
 
 
 def load_spectrogram_image(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarray:
-    """The list-item loader of audio tasks: a WAV file → its H×W×3 uint8 spectrogram image
+    """The list-item loader of audio tasks: a sound file (:func:`read_wav`) → its H×W×3 uint8 spectrogram image
     (:func:`spectrogram_image`), resized bilinearly to ``size`` = (H, W) when that differs from
     :data:`IMAGE_SHAPE` (as images are resized to ``--input-size``)."""
     image = spectrogram_image(read_wav(path))
