@@ -53,7 +53,7 @@ from submodular_attribution.common.errors import InputError, run_reporting_input
 from submodular_attribution.common.images import image_tensor
 from submodular_attribution.common.lists import ListItem
 from submodular_attribution.common.progress import run_items
-from submodular_attribution.common.provenance import git_commit, package_version, write_provenance
+from submodular_attribution.common.provenance import source_fingerprint, write_provenance
 from submodular_attribution.common.results import rank_map, rank_map_saliency
 from submodular_attribution.frontend import check_common, model_parser, prepare
 from submodular_attribution.regions import RegionDivider
@@ -227,7 +227,7 @@ def run(args: argparse.Namespace) -> dict:
     configs = {m: method_config(m, args, settings) for m in methods}
     write_provenance(output_dir, {**vars(args), "row_folders": {m: config_key(c) for m, c in configs.items()}})
     summaries, curves, failed, notes = {}, {}, 0, []
-    code = git_commit() or package_version() or "unknown"
+    code = source_fingerprint()  # rows record it: reused rows from other code are noted below
     for method in methods:
         rows_dir = output_dir / "rows" / method / config_key(configs[method])
         atomic_write_json(rows_dir / "config.json", configs[method])  # what these rows were computed with

@@ -130,12 +130,12 @@ def test_benchmark_cache_follows_the_configuration(tmp_path, shapes_list, traine
 def test_rows_reused_from_other_code_are_noted(tmp_path, shapes_list, trained_shapes, capsys, monkeypatch):
     args = ["--model", "default", "--methods", "gradcam", "--eval-list", str(shapes_list),
             "--checkpoint", str(trained_shapes[0]), "--output-dir", str(tmp_path), "--device", "cpu"]
-    monkeypatch.setattr(benchmark, "git_commit", lambda: "old")
+    monkeypatch.setattr(benchmark, "source_fingerprint", lambda: "old")
     assert benchmark.main(args) == 0 and "note:" not in capsys.readouterr().out
     row = next(p for p in (tmp_path / "rows").rglob("*.json") if p.name != "config.json")
     assert json.loads(row.read_text())["code"] == "old"
     assert benchmark.main(args) == 0 and "note:" not in capsys.readouterr().out  # same code: nothing to say
-    monkeypatch.setattr(benchmark, "git_commit", lambda: "new")
+    monkeypatch.setattr(benchmark, "source_fingerprint", lambda: "new")
     assert benchmark.main(args) == 0
     notes = [line for line in capsys.readouterr().out.splitlines() if line.startswith("note:")]
     assert len(notes) == 1 and notes[0].startswith("note: gradcam: 3 of 3 rows were computed by other code (old; now new)")

@@ -78,3 +78,23 @@ def test_provenance_appends_one_line_per_invocation(tmp_path):
     lines = [json.loads(x) for x in (tmp_path / "runs.jsonl").read_text().splitlines()]
     assert len(lines) == 2 and lines[1]["arguments"]["begin"] == 5
     assert {"command", "argv", "package_version", "git_commit"} <= lines[0].keys()
+
+
+def test_source_fingerprint_follows_the_numeric_code_only(tmp_path):
+    from submodular_attribution.common.provenance import source_fingerprint
+
+    for name in ("submodular_attribution", "baseline_attribution", "evals", "visualization", "tests"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "a.py").write_text("x = 1\n")
+    (tmp_path / "README.md").write_text("docs\n")
+    first = source_fingerprint(tmp_path)
+    assert first.startswith("sources:") and len(first) == len("sources:") + 12
+    for unrelated in ("README.md", "visualization/a.py", "tests/a.py"):
+        (tmp_path / unrelated).write_text("changed\n")
+        assert source_fingerprint(tmp_path) == first, unrelated
+    (tmp_path / "evals" / "a.py").write_text("x = 2\n")
+    second = source_fingerprint(tmp_path)
+    assert second != first
+    (tmp_path / "evals" / "a.py").rename(tmp_path / "evals" / "b.py")  # same content, another file
+    assert source_fingerprint(tmp_path) not in (first, second)
+    assert source_fingerprint() == source_fingerprint()  # the installed sources: deterministic

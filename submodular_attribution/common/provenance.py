@@ -1,6 +1,7 @@
 """Provenance: every output folder records each invocation (command, arguments, version, commit)."""
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -11,6 +12,8 @@ from .atomic import ensure_dir
 from .errors import InputError
 
 PACKAGE_DIR = Path(__file__).resolve().parents[2]
+# The packages whose code can change a computed number (not the figures, tests or docs).
+NUMERIC_PACKAGES = ("submodular_attribution", "baseline_attribution", "evals")
 
 
 def git_commit() -> str | None:
@@ -24,6 +27,18 @@ def git_commit() -> str | None:
     if out.returncode != 0:
         return None
     return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def source_fingerprint(root: Path | None = None) -> str:
+    """``sources:<12 hex>``: SHA-256 of the Python files of :data:`NUMERIC_PACKAGES` under ``root``
+    (default: where this package lives), paths and contents; local edits change it, a commit that
+    touches only docs, tests or figures does not."""
+    root = PACKAGE_DIR if root is None else Path(root)
+    digest = hashlib.sha256()
+    for name in NUMERIC_PACKAGES:
+        for path in sorted((root / name).rglob("*.py")):
+            digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return f"sources:{digest.hexdigest()[:12]}"
 
 
 def package_version() -> str | None:
