@@ -65,10 +65,16 @@ def angular_distances(embeddings: torch.Tensor) -> torch.Tensor:
     return torch.arccos(cosine) / math.pi
 
 
+def without_diagonal(distances: torch.Tensor) -> torch.Tensor:
+    """D with +inf on its diagonal (j ≠ i in the minima below)."""
+    n = distances.shape[0]
+    return distances.masked_fill(torch.eye(n, dtype=torch.bool, device=distances.device), math.inf)
+
+
 def effectiveness(sets: torch.Tensor, distances: torch.Tensor, chunk_elements: int = 1 << 24) -> torch.Tensor:
     """Σ_{i∈S} min_{j∈S, j≠i} D_ij for each row of ``sets`` (B×N bool) → (B,) float64."""
     n = distances.shape[0]
-    off_diagonal = distances.masked_fill(torch.eye(n, dtype=torch.bool, device=distances.device), math.inf)
+    off_diagonal = without_diagonal(distances)
     rows = max(1, chunk_elements // max(1, n * n))
     out = []
     for chunk in sets.split(rows):
@@ -77,6 +83,19 @@ def effectiveness(sets: torch.Tensor, distances: torch.Tensor, chunk_elements: i
         keep = chunk & torch.isfinite(nearest)
         out.append(torch.where(keep, nearest, 0.0).sum(dim=-1))
     return torch.cat(out) if out else distances.new_zeros(0)
+
+
+def effectiveness_added(chosen: torch.Tensor, added: torch.Tensor, off_diagonal: torch.Tensor) -> torch.Tensor:
+    """:func:`effectiveness` of the sets chosen ∪ {added[b]} (``chosen`` N bool, ``added`` B region
+    ids not in it, ``off_diagonal`` from :func:`without_diagonal`) in O(B·N) instead of O(B·N²):
+    the same numbers bit for bit (the minima are exact and each row sums the same N values)."""
+    nearest_in_chosen = torch.where(chosen[None], off_diagonal, math.inf).min(dim=-1).values  # N
+    # i ∈ S: min(its nearest in S, D_ic); c itself: its nearest in S (D_cc is +inf).
+    nearest = torch.minimum(nearest_in_chosen[None], off_diagonal.index_select(1, added).T).contiguous()
+    members = chosen.repeat(len(added), 1)
+    members[torch.arange(len(added), device=added.device), added] = True
+    keep = members & torch.isfinite(nearest)
+    return torch.where(keep, nearest, 0.0).sum(dim=-1)
 
 
 @dataclass

@@ -50,7 +50,7 @@ import numpy as np
 import torch
 
 from .engine import SetScores
-from .objective import Weights, effectiveness
+from .objective import Weights, effectiveness, effectiveness_added, without_diagonal
 
 Request = Generator[torch.Tensor, SetScores, "SearchResult"]
 
@@ -69,13 +69,24 @@ class SearchContext:
     seed: int = 0
     reference: SetScores | None = None
     rng: np.random.Generator = field(init=False)
+    singletons: torch.Tensor = field(init=False)  # N×N bool identity: row i is the set {i}
+    _apart: torch.Tensor | None = field(init=False)  # the distances with +inf on the diagonal
 
     def __post_init__(self) -> None:
         self.rng = np.random.default_rng(self.seed)
+        self.singletons = torch.eye(self.num_regions, dtype=torch.bool, device=self.device)
+        self._apart = None if self.distances is None else without_diagonal(self.distances)
 
-    def objective(self, sets: torch.Tensor, scores: SetScores) -> torch.Tensor:
-        """F of each row of ``sets`` from its scores → (B,) float64."""
-        eff = None if self.distances is None else effectiveness(sets, self.distances)
+    def objective(self, sets: torch.Tensor, scores: SetScores, chosen: torch.Tensor | None = None,
+                  added: torch.Tensor | None = None) -> torch.Tensor:
+        """F of each row of ``sets`` from its scores → (B,) float64. When the rows are
+        ``chosen`` ∪ {added[b]}, passing both makes the effectiveness term O(B·N), not O(B·N²)."""
+        if self._apart is None:
+            eff = None
+        elif added is not None:
+            eff = effectiveness_added(chosen, added, self._apart)
+        else:
+            eff = effectiveness(sets, self.distances)
         return scores.terms(eff).objective(self.weights)
 
     def empty(self) -> torch.Tensor:
@@ -101,18 +112,16 @@ def _pick(ctx: SearchContext, chosen: torch.Tensor, candidates: torch.Tensor, be
     """Score ``chosen ∪ {c}`` for every candidate (a request); → (index of the first max (or
     min), its scores, all F values). Candidates come in ascending id order, so ties go to the
     lowest id."""
-    return (yield from _pick_units(ctx, chosen, _singletons(ctx)[candidates], best))
+    return (yield from _pick_units(ctx, chosen, ctx.singletons[candidates], best, candidates))
 
 
-def _singletons(ctx: SearchContext) -> torch.Tensor:
-    return torch.eye(ctx.num_regions, dtype=torch.bool, device=ctx.device)
-
-
-def _pick_units(ctx: SearchContext, chosen: torch.Tensor, units: torch.Tensor, best: bool = True):
-    """As :func:`_pick`, for candidate units (rows of a bool matrix over the N regions)."""
+def _pick_units(ctx: SearchContext, chosen: torch.Tensor, units: torch.Tensor, best: bool = True,
+                regions: torch.Tensor | None = None):
+    """As :func:`_pick`, for candidate units (rows of a bool matrix over the N regions);
+    ``regions``: their region ids when every unit is one region."""
     sets = chosen[None] | units
     scores = yield sets
-    values = ctx.objective(sets, scores)
+    values = ctx.objective(sets, scores, chosen, regions)
     index = int(values.argmax() if best else values.argmin())
     return index, scores.select(slice(index, index + 1)), values
 
@@ -140,7 +149,8 @@ def _lazy_units(ctx: SearchContext, units: torch.Tensor, refresh_every: int, laz
             if not full:  # the best by last known value, re-scored in id order
                 best_known = torch.argsort(known[remaining], descending=True, stable=True)[:top]
                 candidates = remaining[best_known].sort().values
-            best, prefix[step + 1], values = yield from _pick_units(ctx, chosen, units[candidates])
+            regions = candidates if units is ctx.singletons else None  # units that are single regions
+            best, prefix[step + 1], values = yield from _pick_units(ctx, chosen, units[candidates], True, regions)
             known[candidates] = values
             unit = int(candidates[best])
         taken[unit] = True
@@ -171,7 +181,7 @@ def lazy(ctx: SearchContext, refresh_every: int = 5, lazy_top: int = 10, exact_s
     if refresh_every < 0 or lazy_top < 1 or exact_steps < 1 or early_top < 0 or early_steps < 0:
         raise ValueError(f"lazy search needs refresh_every, early_top, early_steps ≥ 0 and lazy_top, exact_steps ≥ 1; "
                          f"got {refresh_every}, {early_top}, {early_steps}, {lazy_top}, {exact_steps}")
-    order, prefix = yield from _lazy_units(ctx, _singletons(ctx), refresh_every, lazy_top, exact_steps,
+    order, prefix = yield from _lazy_units(ctx, ctx.singletons, refresh_every, lazy_top, exact_steps,
                                            early_top, early_steps)
     return SearchResult(order, prefix)
 
@@ -325,7 +335,7 @@ def staged(ctx: SearchContext, saturation: float = 1.0, lazy_top: int = 2, refre
     if ctx.reference is None:
         raise ValueError("staged search needs the reference scores (SearchContext.reference)")
     n = ctx.num_regions
-    chosen, singletons = ctx.empty(), _singletons(ctx)
+    chosen, singletons = ctx.empty(), ctx.singletons
     current = ctx.reference.complement()  # ∅: the baseline image inserted, the whole image deleted
     value = float(ctx.objective(chosen[None], current)[0])
     gain = torch.full((n,), torch.inf, dtype=torch.float64, device=ctx.device)
@@ -343,7 +353,7 @@ def staged(ctx: SearchContext, saturation: float = 1.0, lazy_top: int = 2, refre
                 candidates = remaining[best_known].sort().values
             sets = chosen[None] | singletons[candidates]
             scores = yield sets
-            values = ctx.objective(sets, scores)
+            values = ctx.objective(sets, scores, chosen, candidates)
             best = int(values.argmax())  # the first maximum: ties go to the lowest id
             gain[candidates] = values - value
             if lazy_from is None and float(scores.insert_target.max() - current.insert_target[0]) < saturation / n:
@@ -365,7 +375,7 @@ def fast(ctx: SearchContext) -> Request:
     best-known units per step, with every unit re-scored on the first step and every round(U/4)
     steps; then the regions inside each unit by exact greedy."""
     n = ctx.num_regions
-    units = _singletons(ctx) if n <= FAST_UNITS else _group_units(ctx, FAST_UNITS)
+    units = ctx.singletons if n <= FAST_UNITS else _group_units(ctx, FAST_UNITS)
     count = units.shape[0]
     unit_order, unit_prefix = yield from _lazy_units(ctx, units, refresh_every=max(1, round(count / 4)), lazy_top=2)
     return (yield from _within_units(ctx, units, unit_order, unit_prefix))

@@ -6,7 +6,8 @@ import torch
 
 from submodular_attribution.engine import SetEvaluator
 from submodular_attribution.objective import (
-    Terms, Weights, angular_distances, edl_confidence, effectiveness, entropy_confidence)
+    Terms, Weights, angular_distances, edl_confidence, effectiveness, effectiveness_added, entropy_confidence,
+    without_diagonal)
 from tests.conftest import AdditiveScorer, TinyScorer
 
 
@@ -111,3 +112,23 @@ def test_classifier_scorer_embeddings_from_a_hooked_layer():
     out = ClassifierScorer(net, num_classes=3, embedding_layer=fc)(x)
     assert torch.allclose(out.embeddings, body(x)) and torch.allclose(out.probs, net(x).softmax(-1))
     assert ClassifierScorer(net, num_classes=3)(x).embeddings is None
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 40])
+def test_effectiveness_of_added_regions_equals_the_general_form_bit_for_bit(n):
+    gen = torch.Generator().manual_seed(n)
+    distances = angular_distances(torch.randn(n, 16, generator=gen, dtype=torch.float64))
+    apart = without_diagonal(distances)
+    for size in sorted({0, 1, n // 2, n - 1}):
+        chosen = torch.zeros(n, dtype=torch.bool)
+        chosen[torch.randperm(n, generator=gen)[:size]] = True
+        added = (~chosen).nonzero().flatten()
+        sets = chosen.repeat(len(added), 1)
+        sets[torch.arange(len(added)), added] = True
+        fast = effectiveness_added(chosen, added, apart)
+        assert torch.equal(fast, effectiveness(sets, distances)), (n, size)
+        if size == 0:  # one region alone has no neighbour: 0
+            assert torch.equal(fast, torch.zeros(len(added), dtype=torch.float64))
+        if size == 1 and n > 1:  # two regions: each counts the other, 2·D
+            (i,) = chosen.nonzero().flatten().tolist()
+            assert torch.allclose(fast, 2 * distances[i, added])
