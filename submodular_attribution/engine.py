@@ -285,20 +285,54 @@ def forward_rows(sources: list[RowSource], batch_size: int) -> list[ModelOutput 
     return [join_outputs(parts) if parts else None for parts in outputs]
 
 
-def set_rows(ev: SetEvaluator, sets: torch.Tensor) -> RowSource:
-    """The 2B images of B sets: insertions, then deletions."""
-    sets = sets.to(ev.device, torch.bool)
-    return ev, 2 * sets.shape[0], lambda rows, out: ev.compose_rows(sets, rows, out)
+@dataclass
+class Singles:
+    """What the model said of insert({i}) for every region i (target probability and confidence,
+    (N,) float64), from the forwards of the region embeddings: a set of one region need not be
+    inserted again."""
+
+    target: torch.Tensor
+    confidence: torch.Tensor
 
 
-def read_scores(ev: SetEvaluator, sets: torch.Tensor, output: ModelOutput | None) -> SetScores:
-    """The :class:`SetScores` of B sets from the output of their :func:`set_rows`."""
-    b = sets.shape[0]
-    if output is None:
-        empty = torch.zeros(0, dtype=torch.float64, device=ev.device)
-        return SetScores(empty, empty, empty, empty)
-    target, confidence = ev.read(output)
-    return SetScores(target[:b], target[b:], confidence[:b], confidence[b:])
+class SetRequest:
+    """B sets of one image as model rows, insertions then deletions (:attr:`source`), less the
+    insertions of one-region sets that ``singles`` already knows; :meth:`scores` reads the
+    output back, those rows put back in their places."""
+
+    def __init__(self, ev: SetEvaluator, sets: torch.Tensor, singles: Singles | None = None) -> None:
+        self.ev, self.sets = ev, sets.to(ev.device, torch.bool)
+        self.singles, self.known, self.needed = singles, None, None
+        b = len(self.sets)
+        if singles is not None and b:
+            one_region = self.sets.sum(dim=1) == 1
+            known = one_region.nonzero().flatten()
+            if len(known):
+                self.known = known
+                self.needed = torch.cat([(~one_region).nonzero().flatten(),
+                                         torch.arange(b, 2 * b, device=self.sets.device)])
+
+    @property
+    def source(self) -> RowSource:
+        ev, sets, needed = self.ev, self.sets, self.needed
+        if needed is None:
+            return ev, 2 * len(sets), lambda rows, out: ev.compose_rows(sets, rows, out)
+        return ev, len(needed), lambda rows, out: ev.compose_rows(sets, needed[rows], out)
+
+    def scores(self, output: ModelOutput | None) -> SetScores:
+        b = len(self.sets)
+        if output is None:
+            empty = torch.zeros(0, dtype=torch.float64, device=self.ev.device)
+            return SetScores(empty, empty, empty, empty)
+        target, confidence = self.ev.read(output)
+        if self.known is not None:
+            region = self.sets[self.known].int().argmax(dim=1)
+            full_target, full_confidence = target.new_empty(2 * b), confidence.new_empty(2 * b)
+            full_target[self.needed], full_confidence[self.needed] = target, confidence
+            full_target[self.known] = self.singles.target[region]
+            full_confidence[self.known] = self.singles.confidence[region]
+            target, confidence = full_target, full_confidence
+        return SetScores(target[:b], target[b:], confidence[:b], confidence[b:])
 
 
 def score_requests(requests: list[tuple[SetEvaluator, torch.Tensor]], batch_size: int) -> list[SetScores]:
@@ -309,5 +343,5 @@ def score_requests(requests: list[tuple[SetEvaluator, torch.Tensor]], batch_size
     Returns one :class:`SetScores` per request, in order. With one request this is exactly
     :meth:`SetEvaluator.score_sets`.
     """
-    outputs = forward_rows([set_rows(ev, sets) for ev, sets in requests], batch_size)
-    return [read_scores(ev, sets, out) for (ev, sets), out in zip(requests, outputs)]
+    asked = [SetRequest(ev, sets) for ev, sets in requests]
+    return [request.scores(out) for request, out in zip(asked, forward_rows([r.source for r in asked], batch_size))]

@@ -5,7 +5,7 @@ The searches themselves and their registry are :mod:`submodular_attribution.sear
 The driver feeds each search the scores it asks for, then scores every prefix of the final
 order that the search did not evaluate itself, so the stored insertion and deletion curves are
 model evaluations of exactly those prefixes (the full set V never costs a forward beyond the
-two reference images). With several images, the requests of all of them are scored together
+two reference images, nor a one-region set's insertion beyond the embedding forwards). With several images, the requests of all of them are scored together
 in shared batches (:func:`~submodular_attribution.engine.score_requests`): results are the same
 as one image at a time. A stream starts the next image as soon as one finishes, so a slow image
 never leaves the others' batches half empty.
@@ -19,7 +19,7 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 import torch
 
-from .engine import RowSource, SetEvaluator, SetScores, embeddings_of, forward_rows, read_scores, set_rows
+from .engine import RowSource, SetEvaluator, SetRequest, SetScores, Singles, embeddings_of, forward_rows
 from .models import ModelOutput, Scorer
 from .objective import Weights, angular_distances, effectiveness
 from .search_methods import SEARCHES, SearchContext, SearchResult
@@ -74,19 +74,21 @@ def _with_honest_curves(ctx: SearchContext, run, ev: SetEvaluator):
 def _lifecycle(ev: SetEvaluator, weights: Weights, search: str, options: dict, seed: int):
     """One image's whole run as requests for model rows (:data:`~.engine.RowSource`), each
     answered with their output: its two reference images, its N region embeddings (when λ2 ≠ 0),
-    then the sets its search asks for. → (context, order, N prefix scores)."""
+    then the sets its search asks for. → (context, order, N prefix scores). The embedding
+    forwards are the insertion images of the one-region sets, so those are never sent again."""
     ev.set_reference((yield ev, 2, ev.reference_images))  # the prediction, when it is the target, is known now
-    distances = None
+    distances, singles = None, None
     if weights.effectiveness != 0:
-        distances = angular_distances(embeddings_of((yield ev, ev.num_regions, ev.singleton_images)))
+        output = yield ev, ev.num_regions, ev.singleton_images
+        distances, singles = angular_distances(embeddings_of(output)), Singles(*ev.read(output))
     ctx = SearchContext(ev.num_regions, ev.device, weights, distances, ev.labels, seed, ev.full_set_scores())
     spec = SEARCHES[search]
     run = _with_honest_curves(ctx, spec.run(ctx, **spec.options(options)), ev)
     try:
         sets = next(run)
         while True:
-            output = yield set_rows(ev, sets)
-            sets = run.send(read_scores(ev, sets, output))
+            request = SetRequest(ev, sets, singles)
+            sets = run.send(request.scores((yield request.source)))
     except StopIteration as stop:
         order, prefix = stop.value
     return ctx, order, prefix

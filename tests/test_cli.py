@@ -69,7 +69,8 @@ def test_end_to_end_outputs_resume_and_evaluation(tmp_path, tiny_list, capsys):
     assert [f.relative_to(run_dir).as_posix() for f in files] == ["json/0/photo 0.json", "json/1/photo 1.json"]
     first = load_result(files[0])
     assert first.npy.shape == (32, 32) and first.record["num_regions"] == first.npy.max() + 1
-    assert first.record["forward_passes"] == first.record["num_regions"] * (first.record["num_regions"] + 2)
+    # greedy: N(N+1), the first step's one-region insertions being the N embedding forwards
+    assert first.record["forward_passes"] == first.record["num_regions"] * (first.record["num_regions"] + 1)
     mtimes = [os.stat(f).st_mtime_ns for f in files]
 
     # --begin 2 --end -1 takes exactly the last line (the original dropped it)

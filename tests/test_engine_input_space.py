@@ -6,7 +6,7 @@ from torch import nn
 
 from submodular_attribution.adapters.edl import EvidentialNetwork, EvidentialScorer
 from submodular_attribution.benchmark_engine import counting_scorer
-from submodular_attribution.engine import SetEvaluator, forward_rows, set_rows
+from submodular_attribution.engine import SetEvaluator, SetRequest, forward_rows
 from submodular_attribution.models import ClassifierScorer, model_input_space
 from submodular_attribution.objective import Weights
 from submodular_attribution.search import explain_many
@@ -77,7 +77,7 @@ def test_an_attribute_forwarding_wrapper_is_not_bypassed():
     assert not model_input_space(wrapped)
     ev = SetEvaluator(wrapped, torch.rand(3, 12, 12), random_labels(12, 12, 6, seed=4), target=0)
     assert ev.model is wrapped
-    out = forward_rows([set_rows(ev, torch.eye(6, dtype=torch.bool)[:2])], 8)[0]
+    out = forward_rows([SetRequest(ev, torch.eye(6, dtype=torch.bool)[:2]).source], 8)[0]
     assert out.evidence_logits is not None and out.evidence_logits.shape == (4, 5)
 
 
@@ -89,9 +89,9 @@ def test_images_of_two_dtypes_share_a_round_and_score_as_alone():
     evs = [SetEvaluator(scorer, torch.rand(3, 8, 8, dtype=dtype), labels, target=1) for dtype in
            (torch.float32, torch.float64, torch.float32)]
     sets = torch.eye(5, dtype=torch.bool)[:3]
-    together = forward_rows([set_rows(ev, sets) for ev in evs], 16)
+    together = forward_rows([SetRequest(ev, sets).source for ev in evs], 16)
     for ev, out in zip(evs, together):
-        alone = forward_rows([set_rows(ev, sets)], 16)[0]
+        alone = forward_rows([SetRequest(ev, sets).source], 16)[0]
         assert torch.equal(out.probs, alone.probs)
     assert [ev.forward_passes for ev in evs] == [12, 12, 12]
     # 18 rows in batches of 16: runs float32, float64, float32 (4 rows), then its last 2; each alone: 1 call

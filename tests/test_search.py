@@ -182,18 +182,23 @@ def test_additive_model_greedy_orders_by_contribution():
 
 
 def bidirectional_forwards(n, p, effectiveness):
-    """Forward passes of the bidirectional search: 2 reference images, [N embeddings], 2k for a
-    forward step with k > 1 candidates (the forced k = 1 step is free), 2p per backward step
-    (free when its only candidate is the last region: p = 1, even N)."""
+    """Forward passes of the bidirectional search: 2 reference images, 2k for a forward step with
+    k > 1 candidates (the forced k = 1 step is free), 2p per backward step (free when its only
+    candidate is the last region: p = 1, even N). With the effectiveness term, N embedding
+    forwards, which are the insertion images of one-region sets: the first forward step's N and
+    the first backward step's min(p, N − 1) are not sent again."""
     b = (n - p + 1) // 2 if n > p else 0  # backward steps, at k = N, N − 2, … while k > p
     k0 = n - 2 * b  # candidates left for the forward-only steps (p − 1 or p, or N ≤ p)
     paired = 2 * b * (n - b + 1) + 2 * p * b - (2 if b and k0 == 0 else 0)
     forward_only = k0 * (k0 + 1) - 2 if k0 >= 1 else 0  # Σ 2k for k = k0 … 2
-    return 2 + (n if effectiveness else 0) + paired + forward_only
+    reused = (n if n > 1 else 0) + (min(p, n - 1) if b and n > 2 else 0)
+    return 2 + paired + forward_only + ((n - reused) if effectiveness else 0)
 
 
-@pytest.mark.parametrize("side,p,greedy_count,bidirectional_count", [(7, 8, 2499, 1659), (10, 8, 10200, 5968)])
+@pytest.mark.parametrize("side,p,greedy_count,bidirectional_count", [(7, 8, 2450, 1602), (10, 8, 10100, 5860)])
 def test_forward_pass_counts_match_spec(side, p, greedy_count, bidirectional_count):
+    """The spec's counts (the original's: greedy N + N(N+1), 2,499 at N = 49; bidirectional 1,659
+    and 5,968) less the insertion images of one-region sets, which the N embedding forwards are."""
     n = side * side
     labels = torch.arange(n).reshape(side, side)
     image = torch.rand(3, side, side)
@@ -201,10 +206,11 @@ def test_forward_pass_counts_match_spec(side, p, greedy_count, bidirectional_cou
     weights = Weights(0.0, 0.05, 1.0, 1.0)  # effectiveness on: N single-region embeddings counted
     greedy = explain(scorer, image, labels, 0, weights, search="greedy", batch_size=256)
     bidir = explain(scorer, image, labels, 0, weights, search="bidirectional", pending_samples=p, batch_size=256)
-    assert greedy.forward_passes == greedy_count == n + n * (n + 1)
+    assert greedy.forward_passes == greedy_count == n + n * (n + 1) - n
     assert bidir.forward_passes == bidirectional_count == bidirectional_forwards(n, p, True)
+    assert bidirectional_count == {49: 1659, 100: 5968}[n] - n - p
     no_eff = explain(scorer, image, labels, 0, Weights(0.01, 0, 20, 5), search="bidirectional", pending_samples=p)
-    assert no_eff.forward_passes == bidirectional_count - n  # embeddings only when λ_eff ≠ 0
+    assert no_eff.forward_passes == bidirectional_forwards(n, p, False) == bidirectional_count + p  # no embeddings
 
 
 COUNT_CASES = [(1, 1), (2, 1), (3, 1), (8, 1), (9, 1), (3, 2), (4, 2), (7, 2), (8, 2), (9, 8), (10, 8), (11, 8), (12, 8)]
@@ -260,20 +266,21 @@ def test_engine_benchmark_prints_counts(capsys):
     assert benchmark_engine.main(["--device", "cpu", "--regions", "4", "--batch-size", "8"]) == 0
     out = capsys.readouterr().out
     greedy = next(line.split() for line in out.splitlines() if " greedy " in line and line.split()[3] == "1")
-    # N embeddings + N(N+1) = 24 forwards for N = 4, in 5 calls of batch 8 (the 4 embeddings, the
-    # 2 references, then the steps' 4, 3 and 2 sets, 2 images each): fill 24 / 40
-    assert greedy[4] == "24" and greedy[-1] == "0.60"
+    # N embeddings + N(N+1) − N = 20 forwards for N = 4, in 5 calls of batch 8 (the 2 references,
+    # the 4 embeddings, then the steps' 4, 3 and 2 sets, 2 images each, less the first step's 4
+    # one-region insertions, which the embeddings are): fill 20 / 40
+    assert greedy[4] == "20" and greedy[-1] == "0.50"
 
 
 def test_a_failed_forward_call_counts_no_forward_passes():
     """Rows of two images in batches of 3; the model fails on the second batch: nothing is
     counted (the rows will be scored again), and a successful call counts each image's rows."""
-    from submodular_attribution.engine import SetEvaluator, forward_rows, set_rows
+    from submodular_attribution.engine import SetEvaluator, SetRequest, forward_rows
 
     scorer = TinyScorer(20, seed=1)
     evs = [SetEvaluator(scorer, torch.rand(3, 4, 5, dtype=torch.float64), random_labels(4, 5, 6, seed=s), target=0,
                         batch_size=3) for s in range(2)]
-    sources = [set_rows(ev, torch.eye(6, dtype=torch.bool)[:2]) for ev in evs]  # 4 rows each
+    sources = [SetRequest(ev, torch.eye(6, dtype=torch.bool)[:2]).source for ev in evs]  # 4 rows each
 
     class FailsOnSecondCall:
         device, num_classes, calls = scorer.device, scorer.num_classes, 0
@@ -306,3 +313,23 @@ def test_effectiveness_without_embeddings_is_a_clear_error():
     with pytest.raises(ValueError, match="effectiveness term needs a model that returns embeddings"):
         explain(NoEmbeddings(), image, labels, 0, Weights(0.0, 0.05, 1.0, 1.0))
     assert len(explain(NoEmbeddings(), image, labels, 0, Weights(0.0, 0.0, 1.0, 1.0)).order) == 6
+
+
+@pytest.mark.parametrize("search", ["greedy", "bidirectional", "staged", "fast", "random"])
+def test_one_region_insertions_come_from_the_embedding_forwards(search, monkeypatch):
+    """The N embedding forwards are insert({i}): reusing them changes no number, only the count."""
+    from submodular_attribution import search as search_module
+
+    labels = random_labels(6, 6, 12, seed=2)
+    image = torch.rand(3, 6, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    weights = Weights(0.0, 0.05, 1.0, 1.0)
+    reused = explain(TinyScorer(36, seed=3), image, labels, 0, weights, search=search)
+    monkeypatch.setattr(search_module, "Singles", lambda *_: None)  # every row forwarded again
+    again = explain(TinyScorer(36, seed=3), image, labels, 0, weights, search=search)
+    assert reused.order == again.order
+    for name in ("consistency", "collaboration", "confidence", "effectiveness", "smdl_score"):
+        np.testing.assert_allclose(getattr(reused, name), getattr(again, name), rtol=0, atol=1e-12, err_msg=name)
+    saved = again.forward_passes - reused.forward_passes
+    # greedy, staged and fast (12 ≤ 50 units) score all 12 one-region sets first; bidirectional
+    # also its first backward pool (8); random only its first prefix, scored at the end
+    assert saved == {"greedy": 12, "staged": 12, "fast": 12, "bidirectional": 20, "random": 1}[search]
