@@ -10,4 +10,7 @@ nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
     --searches greedy bidirectional fast --precision fp32 bf16 --images-at-once 1 8 --batch-size 128
 "$PY" -m submodular_attribution.benchmark_engine --device cuda --regions 49 100 --precision fp32 bf16 \
     --images-at-once 1 8 --channels-last
+# the engine's own cost per search step on the GPU (launches and host syncs): a model that costs nothing
+"$PY" -m submodular_attribution.benchmark_engine --device cuda --model null --regions 49 \
+    --searches greedy staged fast --images-at-once 8
 "$PY" -m evals.benchmark_search --device cuda --models cnn --batch-size 128

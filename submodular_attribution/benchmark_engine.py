@@ -10,9 +10,12 @@ and the overhead: the engine's seconds over the bare model's for the same number
 full batches of the same precision (1.00 = no overhead); the engine's own share: its wall time
 over the time spent inside the model in the same run (1.00 = every second in the model; drift
 of the machine cannot move it, as both sides are measured together); and the fill: images per
-model call over the batch size (1.00 = every forward batch full). Each row times the bare model
-and the engine alternately ``--repeats`` times and reports the medians, so that a drifting
-machine affects both sides of the overhead alike.
+model call over the batch size (1.00 = every forward batch full); and ms/step, the seconds per
+image over N. Each row times the bare model and the engine alternately ``--repeats`` times and
+reports the medians, so that a drifting machine affects both sides of the overhead alike.
+``--model null`` (a mean and a linear layer: a model that costs nothing) leaves only the
+engine's own cost: its ms/step is the composition, scoring and bookkeeping of one search step,
+the time a forward of real work must outweigh.
 """
 from __future__ import annotations
 
@@ -23,9 +26,10 @@ import sys
 import time
 
 import torch
+from torch import nn
 
 from .engine import PRECISIONS, forward
-from .models import model_input_space, resolve_device
+from .models import ClassifierScorer, model_input_space, resolve_device
 from .objective import Weights
 from .regions import grid_division
 from .search import explain_many
@@ -115,10 +119,29 @@ def counting_scorer(scorer) -> CountingScorer:
     return (_CountingInputScorer if model_input_space(scorer) else CountingScorer)(scorer)
 
 
+class NullNet(nn.Module):
+    """A classifier that costs nothing: the mean colour, then a linear layer (1000 classes)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.head = nn.Linear(3, 1000)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(2, 3))
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
 def _scorer(model: str, device: torch.device):
     """(scorer, input side) of a random-initialised benchmark model."""
     if model == "shapes":
         return build_scorer(ShapesCNN(), device), IMAGE_SIZE
+    if model == "null":
+        return ClassifierScorer(NullNet(), device=device, num_classes=1000), IMAGE_SIZE
     if model.startswith("open_clip:"):
         import open_clip
 
@@ -128,7 +151,7 @@ def _scorer(model: str, device: torch.device):
         prototypes = torch.randn(1000, int(net.visual.output_dim))
         side = int(getattr(net.visual, "image_size", (224, 224))[0])
         return ZeroShotCLIPScorer(net, prototypes, OPENAI_MEAN, OPENAI_STD, device, logit_scale=100.0), side
-    raise SystemExit(f"error: --model {model}: use shapes or open_clip:<name>")
+    raise SystemExit(f"error: --model {model}: use shapes, null or open_clip:<name>")
 
 
 def main(argv=None) -> int:
@@ -142,8 +165,9 @@ def main(argv=None) -> int:
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--model", default="shapes",
-                        help="shapes (the default CNN, 112²) or open_clip:<name> (e.g. open_clip:ViT-L-14, random "
-                             "init, 1000 random class prototypes, 224²): the cost does not depend on the weights")
+                        help="shapes (the default CNN, 112²), null (a model that costs nothing, 112²: the engine's "
+                             "own cost) or open_clip:<name> (e.g. open_clip:ViT-L-14, random init, 1000 random "
+                             "class prototypes, 224²): the cost does not depend on the weights")
     parser.add_argument("--repeats", type=int, default=3,
                         help="time each row this many times, bare model and engine alternately; report the medians")
     parser.add_argument("--seed", type=int, default=0)
@@ -158,7 +182,7 @@ def main(argv=None) -> int:
     print(f"{args.model} at {size}², device {device}, batch {args.batch_size}, channels-last {args.channels_last}, "
           f"compile {args.compile}")
     print(f"{'N':>4} {'search':<14} {'precision':<9} {'K':>3} {'forwards':>9} {'s/image':>8} {'images/s':>9} "
-          f"{'overhead':>9} {'engine':>7} {'fill':>5}")
+          f"{'overhead':>9} {'engine':>7} {'fill':>5} {'ms/step':>8}")
     for precision in args.precision:
         bare = bare_model_rate(scorer, args.batch_size, precision=precision, size=size)
         print(f"{'':>4} bare model, {precision}: {bare:,.0f} images/s")
@@ -184,7 +208,7 @@ def main(argv=None) -> int:
                     rate = forwards / seconds
                     print(f"{side * side:>4} {search:<14} {precision:<9} {k:>3} {forwards:>9,} {seconds:>8.3f} "
                           f"{rate:>9,.0f} {bare / rate:>8.2f}× {statistics.median(engine_shares):>6.2f}× "
-                          f"{counting.fill(args.batch_size):>5.2f}", flush=True)
+                          f"{counting.fill(args.batch_size):>5.2f} {1000 * seconds / (side * side):>8.3f}", flush=True)
     return 0
 
 

@@ -71,10 +71,12 @@ def without_diagonal(distances: torch.Tensor) -> torch.Tensor:
     return distances.masked_fill(torch.eye(n, dtype=torch.bool, device=distances.device), math.inf)
 
 
-def effectiveness(sets: torch.Tensor, distances: torch.Tensor, chunk_elements: int = 1 << 24) -> torch.Tensor:
-    """Σ_{i∈S} min_{j∈S, j≠i} D_ij for each row of ``sets`` (B×N bool) → (B,) float64."""
+def effectiveness(sets: torch.Tensor, distances: torch.Tensor, chunk_elements: int = 1 << 24,
+                  off_diagonal: torch.Tensor | None = None) -> torch.Tensor:
+    """Σ_{i∈S} min_{j∈S, j≠i} D_ij for each row of ``sets`` (B×N bool) → (B,) float64
+    (``off_diagonal``: :func:`without_diagonal` of the distances, when already made)."""
     n = distances.shape[0]
-    off_diagonal = without_diagonal(distances)
+    off_diagonal = without_diagonal(distances) if off_diagonal is None else off_diagonal
     rows = max(1, chunk_elements // max(1, n * n))
     out = []
     for chunk in sets.split(rows):

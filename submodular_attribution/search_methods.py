@@ -86,7 +86,7 @@ class SearchContext:
         elif added is not None:
             eff = effectiveness_added(chosen, added, self._apart)
         else:
-            eff = effectiveness(sets, self.distances)
+            eff = effectiveness(sets, self.distances, off_diagonal=self._apart)
         return scores.terms(eff).objective(self.weights)
 
     def empty(self) -> torch.Tensor:

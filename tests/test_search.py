@@ -269,7 +269,20 @@ def test_engine_benchmark_prints_counts(capsys):
     # N embeddings + N(N+1) − N = 20 forwards for N = 4, in 5 calls of batch 8 (the 2 references,
     # the 4 embeddings, then the steps' 4, 3 and 2 sets, 2 images each, less the first step's 4
     # one-region insertions, which the embeddings are): fill 20 / 40
-    assert greedy[4] == "20" and greedy[-1] == "0.50"
+    assert greedy[4] == "20" and greedy[-2] == "0.50"
+
+
+def test_engine_benchmark_null_model_prints_the_cost_per_step(capsys):
+    from submodular_attribution import benchmark_engine
+
+    assert benchmark_engine.main(["--device", "cpu", "--model", "null", "--regions", "9", "--batch-size", "8",
+                                  "--searches", "greedy", "--images-at-once", "1", "--repeats", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("null at 112²") and lines[1].split()[-1] == "ms/step"
+    row = next(line.split() for line in lines if " greedy " in line)
+    assert row[4] == "90"  # N(N+1) for N = 9: the null model still counts its forwards
+    # ms per step = s/image / N (s/image is printed to 0.5 ms)
+    assert float(row[-1]) == pytest.approx(1000 * float(row[5]) / 9, abs=0.5 / 9 + 1e-3)
 
 
 def test_a_failed_forward_call_counts_no_forward_passes():
