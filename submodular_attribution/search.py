@@ -5,9 +5,10 @@ The searches themselves and their registry are :mod:`submodular_attribution.sear
 The driver feeds each search the scores it asks for, then scores every prefix of the final
 order that the search did not evaluate itself, so the stored insertion and deletion curves are
 model evaluations of exactly those prefixes (the full set V never costs a forward beyond the
-two reference images, nor a one-region set's insertion beyond the embedding forwards). With several images, the requests of all of them are scored together
-in shared batches (:func:`~submodular_attribution.engine.score_requests`): results are the same
-as one image at a time. A stream starts the next image as soon as one finishes, so a slow image
+two reference images, nor a one-region set's insertion beyond the embedding forwards). With
+several images, the requests of all of them are scored together in shared batches
+(:func:`~submodular_attribution.engine.score_requests`): results are the same as one image at
+a time. A stream starts the next image as soon as one finishes, so a slow image
 never leaves the others' batches half empty.
 """
 from __future__ import annotations
