@@ -354,11 +354,16 @@ def staged(ctx: SearchContext, saturation: float = 1.0, lazy_top: int = 2, refre
             sets = chosen[None] | singletons[candidates]
             scores = yield sets
             values = ctx.objective(sets, scores, chosen, candidates)
-            best = int(values.argmax())  # the first maximum: ties go to the lowest id
+            # One read to the host: the first maximum (ties go to the lowest id), its value (the
+            # maximum itself, exactly), its region and, in the head, the saturation test's rise.
+            read = [values.argmax().to(values.dtype), values.max(), candidates[values.argmax()].to(values.dtype)]
+            if lazy_from is None:
+                read.append(scores.insert_target.max() - current.insert_target[0])
+            best, top, picked, *rise = torch.stack(read).tolist()
             gain[candidates] = values - value
-            if lazy_from is None and float(scores.insert_target.max() - current.insert_target[0]) < saturation / n:
+            if rise and rise[0] < saturation / n:
                 lazy_from = step + 1
-            region, value = int(candidates[best]), float(values[best])
+            best, region, value = int(best), int(picked), top
             current = prefix[step + 1] = scores.select(slice(best, best + 1))
         chosen[region] = True
         order.append(region)
