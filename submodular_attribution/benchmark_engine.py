@@ -142,6 +142,12 @@ def _scorer(model: str, device: torch.device):
         return build_scorer(ShapesCNN(), device), IMAGE_SIZE
     if model == "null":
         return ClassifierScorer(NullNet(), device=device, num_classes=1000), IMAGE_SIZE
+    if model.startswith("classifier:"):
+        from .adapters.classifier import build_classifier, wrap_classifier
+
+        arch = model.split(":", 1)[1]
+        net, prep = build_classifier(arch, 1000)
+        return wrap_classifier(arch, net, prep, 1000, device), int(prep["input_size"][0])
     if model.startswith("open_clip:"):
         import open_clip
 
@@ -151,7 +157,7 @@ def _scorer(model: str, device: torch.device):
         prototypes = torch.randn(1000, int(net.visual.output_dim))
         side = int(getattr(net.visual, "image_size", (224, 224))[0])
         return ZeroShotCLIPScorer(net, prototypes, OPENAI_MEAN, OPENAI_STD, device, logit_scale=100.0), side
-    raise SystemExit(f"error: --model {model}: use shapes, null or open_clip:<name>")
+    raise SystemExit(f"error: --model {model}: use shapes, null, classifier:<arch> or open_clip:<name>")
 
 
 def main(argv=None) -> int:
@@ -166,8 +172,10 @@ def main(argv=None) -> int:
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--model", default="shapes",
                         help="shapes (the default CNN, 112²), null (a model that costs nothing, 112²: the engine's "
-                             "own cost) or open_clip:<name> (e.g. open_clip:ViT-L-14, random init, 1000 random "
-                             "class prototypes, 224²): the cost does not depend on the weights")
+                             "own cost), classifier:<arch> (a torchvision or timm classifier, e.g. classifier:resnet50, "
+                             "random init, 1000 classes, at its input size) or open_clip:<name> (e.g. "
+                             "open_clip:ViT-L-14, random init, 1000 random class prototypes, 224²): the cost does "
+                             "not depend on the weights")
     parser.add_argument("--repeats", type=int, default=3,
                         help="time each row this many times, bare model and engine alternately; report the medians")
     parser.add_argument("--seed", type=int, default=0)

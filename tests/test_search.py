@@ -285,6 +285,19 @@ def test_engine_benchmark_null_model_prints_the_cost_per_step(capsys):
     assert float(row[-1]) == pytest.approx(1000 * float(row[5]) / 9, abs=0.5 / 9 + 1e-3)
 
 
+def test_engine_benchmark_takes_any_classifier_architecture(capsys, monkeypatch):
+    from submodular_attribution import benchmark_engine
+
+    monkeypatch.setattr(benchmark_engine, "bare_model_rate", lambda *a, **k: 1000.0)  # its timing is not tested here
+    assert benchmark_engine.main(["--device", "cpu", "--model", "classifier:resnet18", "--regions", "4",
+                                  "--batch-size", "8", "--searches", "greedy", "--images-at-once", "1",
+                                  "--repeats", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("classifier:resnet18 at 224²")  # torchvision's evaluation size
+    row = next(line.split() for line in lines if " greedy " in line)
+    assert row[4] == "20"  # N(N+1), the embeddings taken from its fc layer (no error: λ2 ≠ 0)
+
+
 def test_a_failed_forward_call_counts_no_forward_passes():
     """Rows of two images in batches of 3; the model fails on the second batch: nothing is
     counted (the rows will be scored again), and a successful call counts each image's rows."""

@@ -469,6 +469,14 @@ def build_classifier_scorer(
         load = _load_torchvision_published if weights else _load_timm_published
         net = load(arch, weights or pretrained, published, input_size, allow_download)
         prep = {"mean": published.mean, "std": published.std}
+    return wrap_classifier(arch, net, prep, num_classes, device, with_embeddings)
+
+
+def wrap_classifier(arch: str, net: nn.Module, prep: dict, num_classes: int, device: str | torch.device = "cpu",
+                    with_embeddings: bool = False) -> ClassifierScorer:
+    """``net`` (built by :func:`build_classifier`, weights loaded) as a scorer: normalised with
+    ``prep``'s mean/std, embeddings from its final classifier layer (see
+    :func:`build_classifier_scorer`)."""
     head = find_classifier_layer(net, num_classes)
     if head is None and with_embeddings:
         raise InputError(f"{arch}: no final linear layer with {num_classes} outputs to take embeddings from")
