@@ -23,9 +23,12 @@ Rows are cached per (method configuration, image) under ``<output-dir>/rows/<met
 where ``<key>`` hashes everything that changes the numbers (model flags, target rule, seed; for
 SMDL the division, λ and search; for a baseline its options; ``config.json`` beside the rows
 spells it out): a rerun computes only what is missing, and a changed setting never reuses stale
-rows. Each row records the code that computed it (git commit, else package version); rows
-reused from other code are counted in one note line per method, since their numbers and
-timings are that code's (delete the folder named there to recompute). Each invocation is recorded in ``runs.jsonl``; failed images in ``failures.jsonl``. Writes ``table.md``, ``table.csv`` and mean insertion/deletion curve plots.
+rows. Each row records the code that computed it (a hash of the numeric packages' sources:
+:func:`~submodular_attribution.common.provenance.source_fingerprint`); rows reused from other
+code are counted in one note line per method, since their numbers and timings are that code's
+(delete the folder named there to recompute). Each invocation is recorded in ``runs.jsonl``;
+failed images in ``failures.jsonl``. Writes ``table.md``, ``table.csv`` and mean
+insertion/deletion curve plots.
 """
 from __future__ import annotations
 

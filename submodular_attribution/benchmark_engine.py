@@ -28,6 +28,7 @@ import time
 import torch
 from torch import nn
 
+from .common.errors import InputError, run_reporting_input_errors
 from .engine import PRECISIONS, forward
 from .models import ClassifierScorer, model_input_space, resolve_device
 from .objective import Weights
@@ -153,11 +154,14 @@ def _scorer(model: str, device: torch.device):
 
         from .adapters.clip import OPENAI_MEAN, OPENAI_STD, ZeroShotCLIPScorer
 
-        net = open_clip.create_model(model.split(":", 1)[1], pretrained=None)
+        name = model.split(":", 1)[1]
+        if name not in open_clip.list_models():
+            raise InputError(f"--model {model}: open_clip has no model {name!r} (open_clip.list_models() names them)")
+        net = open_clip.create_model(name, pretrained=None)
         prototypes = torch.randn(1000, int(net.visual.output_dim))
         side = int(getattr(net.visual, "image_size", (224, 224))[0])
         return ZeroShotCLIPScorer(net, prototypes, OPENAI_MEAN, OPENAI_STD, device, logit_scale=100.0), side
-    raise SystemExit(f"error: --model {model}: use shapes, null, classifier:<arch> or open_clip:<name>")
+    raise InputError(f"--model {model}: use shapes, null, classifier:<arch> or open_clip:<name>")
 
 
 def main(argv=None) -> int:
@@ -180,6 +184,16 @@ def main(argv=None) -> int:
                         help="time each row this many times, bare model and engine alternately; report the medians")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if any(n < 1 or math.isqrt(n) ** 2 != n for n in args.regions):
+        parser.error(f"--regions: square numbers (a side×side grid), got {' '.join(map(str, args.regions))}")
+    for flag, values in (("--batch-size", [args.batch_size]), ("--images-at-once", args.images_at_once),
+                         ("--repeats", [args.repeats])):
+        if min(values) < 1:
+            parser.error(f"{flag} must be ≥ 1")
+    return run_reporting_input_errors(lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     torch.manual_seed(args.seed)
     scorer, size = _scorer(args.model, device)

@@ -298,6 +298,24 @@ def test_engine_benchmark_takes_any_classifier_architecture(capsys, monkeypatch)
     assert row[4] == "20"  # N(N+1), the embeddings taken from its fc layer (no error: λ2 ≠ 0)
 
 
+@pytest.mark.parametrize("argv,words", [
+    (["--regions", "5"], "--regions: square numbers"),
+    (["--repeats", "0"], "--repeats must be ≥ 1"),
+    (["--model", "nothing"], "--model nothing: use shapes, null"),
+    (["--model", "open_clip:ViT-X"], "open_clip has no model 'ViT-X'"),
+    (["--model", "classifier:resnet1"], "unknown classifier 'resnet1'"),
+])
+def test_engine_benchmark_bad_arguments_are_one_line(argv, words, capsys):
+    from submodular_attribution import benchmark_engine
+
+    try:
+        status = benchmark_engine.main(["--device", "cpu", *argv])
+    except SystemExit as stop:  # argparse's own usage errors
+        status = stop.code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and words in err[-1] and "Traceback" not in "\n".join(err)
+
+
 def test_a_failed_forward_call_counts_no_forward_passes():
     """Rows of two images in batches of 3; the model fails on the second batch: nothing is
     counted (the rows will be scored again), and a successful call counts each image's rows."""
