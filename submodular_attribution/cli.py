@@ -187,6 +187,17 @@ def near_chance_warning(target_probs: Sequence[float], num_classes: int) -> str 
             "normalisation or checkpoint, or class indices in the list that do not match the model's.")
 
 
+def grid_fallback_warning(divider: RegionDivider) -> str | None:
+    """One line for the run when slico/seeds cannot divide inputs of its size and grid cells are
+    used instead (every image is resized to that size, so it holds for all of them)."""
+    if divider.fallback is None:
+        return None
+    height, width = divider.input_size
+    return (f"warning: --division {divider.config.name} falls back to a grid on {height}×{width} inputs "
+            f"({divider.fallback}; OpenCV cannot divide them), recorded as division.fallback in each result; "
+            "use a larger --input-size for superpixels")
+
+
 @dataclass
 class RunOutcome:
     run_dir: Path
@@ -236,6 +247,9 @@ def run(task: SMDLTask, args: argparse.Namespace) -> RunOutcome:
     where = f" (rank {worker.rank} of {worker.world_size})" if worker.world_size > 1 else ""
     print(f"{run_dir}{where}: {len(ready.items) - len(todo)} of {len(ready.items)} images already done",
           file=sys.stderr)
+    fallback = grid_fallback_warning(divider)
+    if fallback and worker.is_main:
+        print(fallback, file=sys.stderr)
 
     def load(item: ListItem) -> tuple[np.ndarray, np.ndarray]:
         image = task.model.read_input(ready.root / item.path, input_size)

@@ -36,8 +36,10 @@ def build_record(
 ) -> tuple[dict, np.ndarray]:
     """The JSON record (original keys + ours) and the rank map for one explained image.
 
-    ``class_names`` (the model's C names in index order), when given, adds ``target_name``: the
-    name of the explained class."""
+    ``division``: the settings as ``RegionDivider.describe`` gives them, with
+    ``"fallback": {"to": "grid", "reason": ...}`` only when slico/seeds could not divide an image
+    of this size and grid cells were used instead. ``class_names`` (the model's C names in index
+    order), when given, adds ``target_name``: the name of the explained class."""
     ranks = rank_map(labels, trace.order)
     best = int(np.argmax(trace.smdl_score))
     lambdas = weights.positional()

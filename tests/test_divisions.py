@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import cv2
@@ -10,6 +11,8 @@ import pytest
 from skimage import data
 
 import utils
+from submodular_attribution.regions import DivisionConfig, RegionDivider
+from submodular_attribution.regions.superpixels import grid_fallback
 from utils import (
     DIVISION_MODES,
     SubRegionDivision,
@@ -185,6 +188,65 @@ def test_thin_image_slico_falls_back_to_strip():
     # 200 = 6 * 30 + 20, 20 >= 15 -> 7 cells, the last 20 px wide.
     expected = np.repeat(np.arange(7), [30] * 6 + [20])[None, :].repeat(5, axis=0)
     np.testing.assert_array_equal(labels, expected)
+
+
+# --------------------------------------------------------------------------
+# Grid fallbacks are reported (the CLI's warning line and the records' division.fallback)
+# --------------------------------------------------------------------------
+
+
+def test_grid_fallback_is_reported_for_a_tiny_image_and_not_for_a_normal_one():
+    assert grid_fallback(8, 64, "slico", 16) == "short side 8 px ≤ region_size // 2 = 8"
+    assert grid_fallback(9, 64, "slico", 16) is None
+    assert grid_fallback(224, 224, "slico", 30) is None
+    assert grid_fallback(10, 10, "seeds") == "too small for 50 SEEDS superpixels at 3 levels"
+    assert grid_fallback(224, 224, "seeds") is None
+    assert grid_fallback(4, 4, "grid", 16) is None and grid_fallback(8, 8, "sam") is None
+
+
+@pytest.mark.parametrize("shape", [(8, 64), (9, 64), (15, 40), (16, 40), (40, 7), (40, 8)])
+def test_grid_fallback_says_exactly_when_slico_gives_the_grid(shape):
+    # the division itself decides with the same predicate: fallback ⇔ the grid's labels
+    image = np.random.default_rng(4).integers(0, 256, shape + (3,), dtype=np.uint8)
+    gives_grid = np.array_equal(SubRegionDivision(image, "slico", 16), SubRegionDivision(image, "grid", 16))
+    assert (grid_fallback(*shape, "slico", 16) is not None) == gives_grid
+
+
+def test_the_divider_records_a_fallback_only_where_there_is_one():
+    tiny = RegionDivider(DivisionConfig("slico", region_size=16), (8, 64))
+    assert tiny.describe() == {"algorithm": "slico", "region_size": 16,
+                               "fallback": {"to": "grid", "reason": "short side 8 px ≤ region_size // 2 = 8"}}
+    normal = RegionDivider(DivisionConfig("slico", region_size=16), (112, 112))
+    assert normal.fallback is None and normal.describe() == {"algorithm": "slico", "region_size": 16}
+    seeds = RegionDivider(DivisionConfig("seeds"), (10, 10))
+    assert seeds.describe()["fallback"] == {"to": "grid", "reason": "too small for 50 SEEDS superpixels at 3 levels"}
+
+
+def test_a_run_on_inputs_too_small_for_slico_says_so_once_and_in_every_record(tmp_path, monkeypatch, capsys):
+    from submodular_attribution import shapes, smdl_explanation_shapes
+
+    # an untrained CNN: the division is under test, not the model
+    monkeypatch.setattr(shapes, "load_or_train_default", lambda *args, **kwargs: (shapes.ShapesCNN().eval(), {}))
+    (tmp_path / "imgs").mkdir()
+    rng = np.random.default_rng(5)
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / "imgs" / f"{i}.png"), rng.integers(0, 256, (30, 40, 3), dtype=np.uint8))
+    eval_list = tmp_path / "list.txt"
+    eval_list.write_text("".join(f"imgs/{i}.png {i}\n" for i in range(3)))
+    status = smdl_explanation_shapes.main([
+        "--eval-list", str(eval_list), "--checkpoint", str(tmp_path / "cnn.pt"), "--device", "cpu",
+        "--save-dir", str(tmp_path / "results"), "--input-size", "8", "64", "--region-size", "16"])
+    err = capsys.readouterr().err
+    assert status == 0
+    warnings = [line for line in err.splitlines() if "falls back to a grid" in line]
+    assert warnings == ["warning: --division slico falls back to a grid on 8×64 inputs (short side 8 px ≤ "
+                        "region_size // 2 = 8; OpenCV cannot divide them), recorded as division.fallback in each "
+                        "result; use a larger --input-size for superpixels"]
+    records = [json.loads(path.read_text()) for path in sorted((tmp_path / "results").rglob("json/*/*.json"))]
+    assert len(records) == 3
+    for record in records:
+        assert record["division"]["fallback"] == {"to": "grid", "reason": "short side 8 px ≤ region_size // 2 = 8"}
+        assert record["num_regions"] == 4  # 64 px in 16 px cells
 
 
 # --------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from ..common.lists import ListItem
 from ..common.maps import read_map
 from .labels import check_division
 from .prior import prior_patch_division
-from .superpixels import DIVISION_MODES, SubRegionDivision
+from .superpixels import DIVISION_MODES, SubRegionDivision, grid_fallback
 
 DIVISIONS: tuple[str, ...] = (*DIVISION_MODES, "sam", "prior")
 
@@ -78,6 +78,8 @@ class RegionDivider:
     """Callable ``(image H×W×3 uint8 RGB, list item) -> H×W int32 label map``.
 
     input_size: (H, W) the images arrive at; device: where an inline SAM runs.
+    fallback: why slico/seeds divide images of this size into grid cells instead (OpenCV cannot
+    divide them), or None; :meth:`describe` records it for every image.
     """
 
     def __init__(self, config: DivisionConfig, input_size: tuple[int, int], device: Any = "cpu") -> None:
@@ -94,6 +96,8 @@ class RegionDivider:
         self.device = device
         self._generator = None
         self._check_count()
+        c = self.config
+        self.fallback = grid_fallback(*self.input_size, c.name, c.region_size, **dict(c.options))
 
     def _check_count(self) -> None:
         """Fewer than 2 regions makes no ordering: caught once, before any model loads."""
@@ -115,7 +119,8 @@ class RegionDivider:
             raise _region_count_error(c, count, self.input_size)
 
     def describe(self) -> dict:
-        """What is recorded in each result's ``division`` field."""
+        """What is recorded in each result's ``division`` field; with ``"fallback": {"to": "grid",
+        "reason": ...}`` only where the images are divided into grid cells instead."""
         c = self.config
         if c.name == "sam":
             source = {"label_maps": c.sam_masks} if c.sam_masks else {
@@ -123,7 +128,8 @@ class RegionDivider:
             return {"algorithm": "sam", **source}
         if c.name == "prior":
             return {"algorithm": "prior", "prior_dir": c.prior_dir, "grid": c.grid, "per_region": c.per_region}
-        return {"algorithm": c.name, "region_size": c.region_size, **dict(c.options)}
+        fallback = {} if self.fallback is None else {"fallback": {"to": "grid", "reason": self.fallback}}
+        return {"algorithm": c.name, "region_size": c.region_size, **dict(c.options), **fallback}
 
     def __call__(self, image: np.ndarray, item: ListItem) -> np.ndarray:
         c = self.config

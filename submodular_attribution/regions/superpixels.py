@@ -71,13 +71,34 @@ def _seeds_is_safe(height: int, width: int, num_superpixels: int, num_levels: in
     return blocks_w // top >= 1 and blocks_h // top >= 1
 
 
+def _slico_is_safe(height: int, width: int, region_size: int) -> bool:
+    """Whether OpenCV's SLIC can divide this image size: it segfaults when the short side is
+    <= region_size // 2 (observed for exactly these sizes: its first seed lies region_size // 2 px in)."""
+    return min(height, width) > region_size // 2
+
+
+def grid_fallback(height: int, width: int, mode: str, region_size: int = 30, **options: Any) -> str | None:
+    """Why :func:`SubRegionDivision` divides an H×W image into grid cells instead of ``mode``
+    (slico, seeds), or None when it uses ``mode`` itself.
+
+    It depends on the size and the settings only, so one call tells it for every image of a
+    run. ``options`` as for ``SubRegionDivision`` (defaults filled in here, values not checked).
+    """
+    if mode == "slico" and not _slico_is_safe(height, width, region_size):
+        return f"short side {min(height, width)} px ≤ region_size // 2 = {region_size // 2}"
+    if mode == "seeds":
+        opts = {**_SEEDS_DEFAULTS, **options}
+        if not _seeds_is_safe(height, width, opts["num_superpixels"], opts["num_levels"]):
+            return f"too small for {opts['num_superpixels']} SEEDS superpixels at {opts['num_levels']} levels"
+    return None
+
+
 def _slico(image: np.ndarray, region_size: int, ruler: float, iterations: int) -> np.ndarray:
     height, width = image.shape[:2]
-    if min(height, width) <= region_size // 2:
-        # OpenCV SLIC segfaults here (observed for exactly these sizes: its
-        # first seed lies region_size // 2 px in).  Such an image is thinner than
-        # half a superpixel, so a single strip of region_size cells is the
-        # natural division (and 1 region when both sides are < region_size).
+    if not _slico_is_safe(height, width, region_size):
+        # Such an image is thinner than half a superpixel, so a single strip of
+        # region_size cells is the natural division (and 1 region when both
+        # sides are < region_size).
         return sized_grid(height, width, region_size)
     slic = cv2.ximgproc.createSuperpixelSLIC(
         image, algorithm=cv2.ximgproc.SLICO, region_size=region_size, ruler=ruler
@@ -137,7 +158,8 @@ def SubRegionDivision(
     Images too small for OpenCV (it segfaults or hangs on them) are divided
     without it: slico falls back to the ``"grid"`` division with the same
     region_size when the short side is <= region_size // 2; seeds falls back
-    to a grid of about ``num_superpixels`` cells.
+    to a grid of about ``num_superpixels`` cells.  :func:`grid_fallback` says
+    whether, and why, for an image size.
 
     Args:
         image: (H, W, 3) uint8 RGB image, values 0..255.

@@ -22,6 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..common.errors import InputError
 from ..common.generated import save_png, write_generated_set
 
 __all__ = [
@@ -95,8 +96,11 @@ def _backgrounds() -> tuple[np.ndarray, ...]:
     for name in _RGB_BACKGROUNDS + _GRAY_BACKGROUNDS:
         try:
             img = np.asarray(getattr(skdata, name)())
-        except Exception:  # a stripped-down scikit-image install: skip the photo
-            continue
+        except Exception as err:  # noqa: BLE001 - skipping a photo would silently change the benchmark
+            reason = f"{type(err).__name__}: {err}".splitlines()[0].rstrip(": ")
+            raise InputError(f"scikit-image's sample image {name!r} cannot be read ({reason}); the shapes benchmark "
+                             "needs all of its background photos: reinstall scikit-image with its data files "
+                             "(e.g. pip install --force-reinstall scikit-image)") from None
         if img.ndim == 2:
             img = np.repeat(img[:, :, None], 3, axis=2)
         img = img[:, :, :3]
@@ -107,8 +111,6 @@ def _backgrounds() -> tuple[np.ndarray, ...]:
             new_size = (round(img.shape[1] * scale), round(img.shape[0] * scale))
             img = cv2.resize(img, new_size, interpolation=cv2.INTER_AREA)
         out.append(np.ascontiguousarray(img))
-    if len(out) < 3:
-        raise RuntimeError("scikit-image's bundled sample images could not be loaded (need at least 3)")
     return tuple(out)
 
 
