@@ -175,7 +175,8 @@ def standin(tmp_path_factory):
 # --------------------------------------------------------------------------- audio preprocessing
 
 
-def test_filterbank_matches_the_reference_implementation(tmp_path):
+@pytest.mark.reference
+def test_reference_imagebind_audio_filterbank(tmp_path):
     fixture = np.load(FIXTURE)
     for name, (rate, samples) in signals().items():
         path = tmp_path / f"{name}.wav"

@@ -26,8 +26,21 @@ class name in every template (as for CLIP), cached in ``ckpt/semantic_features/`
   0.05. Both scales are read from the model (its postprocessors), so ``s = s_text`` for the
   published weights.
 
-Vision input: RGB in [0, 1] at 224×224 (other sizes are resized bilinearly), normalised with the
-OpenAI CLIP mean/std as ImageBind's ``load_and_transform_vision_data``. Audio input: the
+Vision input: RGB in [0, 1] at 224×224 (other sizes are resized here with ``F.interpolate``,
+bilinear, ``align_corners=False``, no antialiasing), normalised with the OpenAI CLIP mean/std as
+ImageBind's ``load_and_transform_vision_data``. The ``imagenet_imagebind`` task reads image files
+as every image task does (``common.images.load_image_rgb``): decoded by OpenCV (EXIF orientation
+applied), RGB, resized to ``--input-size`` (224×224) by ``cv2.resize`` bilinear, aspect ratio not
+kept, nothing cropped, as the original SMDL-Attribution ImageBind script does
+(``cv2.resize(image, (224, 224))``, its ``CenterCrop`` commented out). ImageBind's own function
+differs in decoding and geometry: Pillow decoding (no EXIF rotation), shorter side to 224 by Pillow
+bicubic (antialiased), ``CenterCrop(224)``. Measured with ImageBind's code
+(``tests/test_reference_imagebind.py``): bit-identical for a 224×224 PNG, and for any size
+bit-identical to ImageBind's function applied to the squashed 224×224 image; on the file itself it
+differs for 300×200 and 150×260 images by up to 3.7 (mean 0.6–0.7) in normalised units (the crop
+drops the long side's ends), for a 320×320 one (interpolation alone) by up to 0.73 (mean 0.05).
+The squash is kept because the figures, the Python API and some evaluation tools read photos with
+``load_image_rgb`` themselves, so a map covers the whole photo they show. Audio input: the
 ``3×128×204`` spectrogram image of :func:`.imagebind_audio.spectrogram_image` (one channel per
 clip), mapped back to log-mel, normalised, and given to the model as ``B×3×1×128×204`` (ImageBind
 averages the three clips' embeddings).
