@@ -7,19 +7,17 @@ defaults for it (regions, λ, result folder). The shared data/model/run flags co
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
 from .common import paths
 from .common.atomic import ensure_dir
-from .common.distributed import current_worker
 from .common.errors import InputError, run_reporting_input_errors
 from .common.images import image_tensor
 from .common.lists import ListItem
@@ -27,7 +25,7 @@ from .common.prefetch import prefetched
 from .common.progress import ItemReport, run_stream
 from .common.provenance import check_resumable, write_provenance
 from .common.results import is_finished, save_result
-from .frontend import base_parser, check_common, prepare, run_device
+from .frontend import base_parser, build_scorer, plan_run
 from .objective import POSITIONAL_ORDER, Weights
 from .records import build_record, run_folder_name
 from .regions import DIVISIONS, DivisionConfig, RegionDivider
@@ -68,9 +66,21 @@ class SMDLTask:
 
 
 def get_smdl_task(name: str) -> SMDLTask:
-    """The SMDL configuration of a task name (its ``smdl_explanation_<name>`` script)."""
-    name = get_model_task(name).name  # resolves aliases, rejects unknown names
-    return importlib.import_module(f".smdl_explanation_{name}", __package__).TASK
+    """The SMDL configuration of a registered task (``tasks.py``): its model and published defaults."""
+    model = get_model_task(name)  # resolves aliases, rejects unknown names
+    if model.smdl is None:
+        raise KeyError(f"task {model.name!r} has no SMDL defaults")
+    d = model.smdl
+    return SMDLTask(model=model, weights=Weights(*d.weights), save_dir=d.save_dir, region_size=d.region_size,
+                    division=d.division, division_options={k: dict(v) for k, v in d.division_options.items()},
+                    weights_by_search={k: Weights(*v) for k, v in d.weights_by_search.items()}, search=d.search,
+                    search_options=dict(d.search_options))
+
+
+def task_entry(name: str) -> tuple[SMDLTask, Callable[..., int]]:
+    """``(TASK, main)`` of the ``smdl_explanation_<name>`` shims: the task and its command line."""
+    task = get_smdl_task(name)
+    return task, lambda argv=None: main(task, argv)
 
 
 def add_smdl_arguments(parser: argparse.ArgumentParser, task: SMDLTask) -> None:
@@ -116,7 +126,7 @@ def add_smdl_arguments(parser: argparse.ArgumentParser, task: SMDLTask) -> None:
 
     speed = parser.add_argument_group("speed")
     speed.add_argument("--precision", choices=tuple(PRECISIONS), default="fp32",
-                       help="autocast the model to bf16/fp16 (scores stay float64); see the README's measurements")
+                       help="autocast the model to bf16/fp16 (scores stay float64); measured in docs/benchmarks.md")
     speed.add_argument("--channels-last", action="store_true", help="channels-last memory format for CNNs")
     speed.add_argument("--compile", action="store_true", help="torch.compile the model (slow first batches)")
     speed.add_argument("--images-at-once", type=int, default=8, metavar="K",
@@ -128,7 +138,7 @@ def add_smdl_arguments(parser: argparse.ArgumentParser, task: SMDLTask) -> None:
 
 
 def get_args_parser(task: SMDLTask) -> argparse.ArgumentParser:
-    parser = base_parser(task.model, f"python -m submodular_attribution.smdl_explanation_{task.name}",
+    parser = base_parser(task.model, f"python -m submodular_attribution {task.name}",
                          task.model.description, save_dir_help=f"results root (default: {task.default_save_dir()})")
     add_smdl_arguments(parser, task)
     return parser
@@ -227,34 +237,37 @@ def tune_scorer(scorer, args: argparse.Namespace):
 
 def run(task: SMDLTask, args: argparse.Namespace) -> RunOutcome:
     """Explain every selected list item; skip those already finished; record failures."""
+    # 1. the plan: every check, the list, this rank's share, the device and the result folder
     settings = smdl_settings(task, args)
-    input_size = tuple(check_common(args).input_size)
-    divider = RegionDivider(settings.division, input_size, device=run_device(args, current_worker()))
+    planned = plan_run(task.model, args)
+    input_size, worker = tuple(args.input_size), planned.worker
+    divider = RegionDivider(settings.division, input_size, device=planned.device)
     workers = check_speed(args, divider.config)
     run_dir = Path(args.save_dir or task.default_save_dir()) / run_folder_name(
         divider.config.name, settings.weights, settings.search, settings.options, args.seed)
     ensure_dir(run_dir)  # an uncreatable --save-dir fails before the model loads
     check_resumable(run_dir, divider.describe(), input_size)
-    ready = prepare(task.model, args, embeddings=settings.weights.effectiveness != 0)
-    scorer = tune_scorer(ready.scorer, args)
+    todo = [item for item in planned.items if not is_finished(run_dir, str(item.label), item.stem)]
+
+    # 2. the model
+    scorer = tune_scorer(build_scorer(task.model, args, planned, embeddings=settings.weights.effectiveness != 0),
+                         args)
     class_names = task.model.class_names_for(args, scorer.num_classes)
     write_provenance(run_dir, {**vars(args), "task": task.name, "division_resolved": divider.describe(),
-                               "search_options": settings.options, "rank": ready.worker.rank,
-                               "world_size": ready.worker.world_size})
-
-    todo = [item for item in ready.items if not is_finished(run_dir, str(item.label), item.stem)]
-    worker = ready.worker
+                               "search_options": settings.options, "rank": worker.rank,
+                               "world_size": worker.world_size})
     where = f" (rank {worker.rank} of {worker.world_size})" if worker.world_size > 1 else ""
-    print(f"{run_dir}{where}: {len(ready.items) - len(todo)} of {len(ready.items)} images already done",
+    print(f"{run_dir}{where}: {len(planned.items) - len(todo)} of {len(planned.items)} images already done",
           file=sys.stderr)
     fallback = grid_fallback_warning(divider)
     if fallback and worker.is_main:
         print(fallback, file=sys.stderr)
 
     def load(item: ListItem) -> tuple[np.ndarray, np.ndarray]:
-        image = task.model.read_input(ready.root / item.path, input_size)
+        image = task.model.read_input(planned.root / item.path, input_size)
         return image, divider(image, item)
 
+    # 3. the stream
     def explain_all(ready):
         """Images through one stream, ``--images-at-once`` in flight; each result saved as it finishes."""
         labels_of = {}
@@ -301,4 +314,3 @@ def main(task: SMDLTask, argv: Sequence[str] | None = None) -> int:
 
 
 # Published face division: SLICO region size 15, ruler 40 at 112×112 (≈49 regions).
-FACE_REGIONS = {"region_size": 15, "division_options": {"slico": {"ruler": 40.0}}}

@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 import torch
 
-from .cli import SMDLTask, check_speed, add_smdl_arguments, item_seed, smdl_settings
+from .cli import SMDLTask, add_smdl_arguments, check_speed, grid_fallback_warning, item_seed, smdl_settings
 from .common import paths
 from .common.atomic import ensure_dir
 from .common.distributed import current_worker, file_lock, shard
@@ -112,11 +112,11 @@ def _add_model_arguments(group: argparse._ArgumentGroup, kind: Kind, model: str)
 
 def get_args_parser(kind: Kind, argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     model = _model_name(argv, kind)
-    prog = f"python -m submodular_attribution.smdl_explanation_{kind.name}"
+    prog = f"python -m submodular_attribution {kind.name}"
     parser = argparse.ArgumentParser(prog=prog, description=kind.description, formatter_class=HelpFormatter)
     add_data_arguments(parser, None if kind.eval_list is None else str(paths.home() / kind.eval_list), target=False)
     group = parser.add_argument_group("model")
-    default_ckpt = (str(paths.ckpt_dir() / "shapes_detector.pt") if kind is DETECTION and model == "shapes" else
+    default_ckpt = (str(paths.weights_file("shapes_detector.pt")) if kind is DETECTION and model == "shapes" else
                     str(paths.ckpt_dir() / "grounding-dino-tiny") if kind is GROUNDING else None)
     group.add_argument("--checkpoint", default=default_ckpt,
                        help="weights: a state dict (torchvision models), or the folder written by save_pretrained "
@@ -214,6 +214,9 @@ def run(kind: Kind, args: argparse.Namespace) -> RunOutcome:
     todo = [item for item in items if not is_finished(run_dir, item.folder, item.stem)]
     where = f" (rank {worker.rank} of {worker.world_size})" if worker.world_size > 1 else ""
     print(f"{run_dir}{where}: {len(items) - len(todo)} of {len(items)} targets already done", file=sys.stderr)
+    fallback = grid_fallback_warning(divider)
+    if fallback and worker.is_main:
+        print(fallback, file=sys.stderr)
 
     def load(item: DetectionItem):
         original = load_image_rgb(root / item.path)

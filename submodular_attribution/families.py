@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -19,6 +19,28 @@ from .common.distributed import file_lock
 from .common.errors import InputError
 from .common.images import load_image_rgb
 from .models import Scorer
+
+
+@dataclass(frozen=True)
+class SMDLDefaults:
+    """SMDL's published settings for a task, the command line's defaults (plain data, so a task
+    is one entry of ``tasks.py``).
+
+    weights: λ as (confidence, effectiveness, consistency, collaboration); weights_by_search:
+    published λ per search where they differ (e.g. CLIP's bidirectional search); save_dir: the
+    result folder's name under ``submodular_results/``; division, region_size, division_options
+    (per division, e.g. ``{"slico": {"ruler": 40.0}}``); search and search_options: the published
+    search and its option values, used where the flags are not given.
+    """
+
+    weights: tuple[float, float, float, float]
+    save_dir: str
+    region_size: int = 30
+    division: str = "slico"
+    division_options: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    weights_by_search: Mapping[str, tuple[float, float, float, float]] = field(default_factory=dict)
+    search: str = "greedy"
+    search_options: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -33,6 +55,7 @@ class ModelTask:
     prepare: called before the list is read (e.g. to generate the default benchmark's images).
     class_names: the class names, in index order, that the parsed flags give (None: unknown);
         read them through :meth:`class_names_for`, which checks them against the built model.
+    smdl: SMDL's published settings for the task (None: a model-only entry).
     load_input(path, (H, W)): reads one list item's file and returns the H×W×3 uint8 array that
         the region divider splits and the scorer receives (as [0, 1] floats, via
         ``common.images.image_tensor``); an unreadable file is an InputError naming it. None: the
@@ -50,6 +73,7 @@ class ModelTask:
     prepare: Callable[[argparse.Namespace], None] | None = None
     class_names: Callable[[argparse.Namespace], Sequence[str] | None] | None = None
     load_input: Callable[[Path, tuple[int, int]], np.ndarray] | None = None
+    smdl: SMDLDefaults | None = None
 
     def class_names_for(self, args: argparse.Namespace, num_classes: int) -> list[str] | None:
         """The names of a model with ``num_classes`` outputs (call once the scorer is built).
@@ -73,7 +97,7 @@ class ModelTask:
         return (self.load_input or load_image_rgb)(path, tuple(size))
 
     def default_checkpoint(self) -> str | None:
-        return None if self.checkpoint is None else str(paths.ckpt_dir() / self.checkpoint)
+        return None if self.checkpoint is None else str(paths.weights_file(self.checkpoint))
 
     def default_eval_list(self) -> str | None:
         return None if self.eval_list is None else str(paths.home() / Path(self.eval_list))
@@ -106,7 +130,7 @@ def read_class_names(path: str) -> list[str]:
 
 
 def clip_model(*, name: str, description: str, model_name: str, checkpoint: str, class_set: str,
-               input_size: int = 224) -> ModelTask:
+               input_size: int = 224, smdl: SMDLDefaults | None = None) -> ModelTask:
     """Zero-shot CLIP-family model through open_clip; embeddings are the image embeddings."""
 
     def add_arguments(group: argparse._ArgumentGroup) -> None:
@@ -139,13 +163,13 @@ def clip_model(*, name: str, description: str, model_name: str, checkpoint: str,
                                  cache_dir=args.semantic_cache, pretrained=args.pretrained,
                                  allow_download=args.allow_download)
 
-    return ModelTask(name=name, description=description, build_scorer=build, input_size=(input_size, input_size),
+    return ModelTask(smdl=smdl, name=name, description=description, build_scorer=build, input_size=(input_size, input_size),
                      checkpoint=checkpoint, add_arguments=add_arguments, class_names=classes)
 
 
 def classifier_model(*, name: str, description: str, arch: str, checkpoint: str, num_classes: int,
                      input_size: int = 224, class_names: Callable[[], list[str]] | None = None,
-                     uncertainty: bool = False) -> ModelTask:
+                     uncertainty: bool = False, smdl: SMDLDefaults | None = None) -> ModelTask:
     """A single-modal classifier (torchvision, ``timm:`` or ``keras:`` name); embeddings are pooled
     features.
 
@@ -207,12 +231,13 @@ def classifier_model(*, name: str, description: str, arch: str, checkpoint: str,
             scorer = attach_cub_edl(scorer, args.uncertainty_head)
         return scorer
 
-    return ModelTask(name=name, description=description, build_scorer=build, input_size=(input_size, input_size),
+    return ModelTask(smdl=smdl, name=name, description=description, build_scorer=build, input_size=(input_size, input_size),
                      checkpoint=checkpoint, add_arguments=add_arguments, class_names=names)
 
 
 def face_model(*, name: str, description: str, checkpoint: str, prototypes: str | None,
-               arch: str = "iresnet100", uncertainty_head: str | None = None) -> ModelTask:
+               arch: str = "iresnet100", uncertainty_head: str | None = None,
+               smdl: SMDLDefaults | None = None) -> ModelTask:
     """Face recognition on 112×112 aligned faces: IR-ResNet + identity prototypes or a head."""
 
     def add_arguments(group: argparse._ArgumentGroup) -> None:
@@ -230,7 +255,7 @@ def face_model(*, name: str, description: str, checkpoint: str, prototypes: str 
         return build_face_scorer(args.arch, args.checkpoint, prototypes=None if args.head else args.prototypes,
                                  head=args.head, uncertainty_head=args.uncertainty_head, device=device)
 
-    return ModelTask(name=name, description=description, build_scorer=build, input_size=(112, 112),
+    return ModelTask(smdl=smdl, name=name, description=description, build_scorer=build, input_size=(112, 112),
                      checkpoint=checkpoint, add_arguments=add_arguments)
 
 
@@ -241,10 +266,12 @@ def _zero_shot_arguments(group: argparse._ArgumentGroup, what: str) -> None:
                        help="where text prototypes are cached")
 
 
-def imagebind_model(*, name: str, description: str, modality: str, checkpoint: str = "imagebind_huge.pth") -> ModelTask:
+def imagebind_model(*, name: str, description: str, modality: str, checkpoint: str = "imagebind_huge.pth",
+                    smdl: SMDLDefaults | None = None) -> ModelTask:
     """Zero-shot ImageBind (``imagebind_huge``) on ``vision`` (ImageNet names, CLIP's 80 templates,
-    224×224 images) or ``audio`` (VGGSound's 309 names, "a sound of {}", sound files read as
-    128×204 spectrogram images, one channel per clip); embeddings are the unit embeddings."""
+    images resized to 224×224 without crop as in the original script: see ``adapters.imagebind``)
+    or ``audio`` (VGGSound's 309 names, "a sound of {}", sound files read as 128×204 spectrogram
+    images, one channel per clip); embeddings are the unit embeddings."""
 
     def classes(args: argparse.Namespace) -> list[str] | None:
         if args.class_names:
@@ -279,13 +306,14 @@ def imagebind_model(*, name: str, description: str, modality: str, checkpoint: s
         from .adapters.imagebind_audio import IMAGE_SIZE, spectrogram_image
 
         load_input, input_size = spectrogram_image, IMAGE_SIZE
-    return ModelTask(name=name, description=description, build_scorer=build, input_size=input_size,
+    return ModelTask(smdl=smdl, name=name, description=description, build_scorer=build, input_size=input_size,
                      checkpoint=checkpoint, add_arguments=lambda group: _zero_shot_arguments(
                          group, "VGGSound" if modality == "audio" else "ImageNet"),
                      class_names=classes, load_input=load_input)
 
 
-def languagebind_model(*, name: str, description: str, checkpoint: str = "LanguageBind_Image") -> ModelTask:
+def languagebind_model(*, name: str, description: str, checkpoint: str = "LanguageBind_Image",
+                       smdl: SMDLDefaults | None = None) -> ModelTask:
     """Zero-shot LanguageBind image tower (ImageNet names, CLIP's 80 templates); ``--checkpoint``
     is the release folder (config, weights, tokenizer files)."""
 
@@ -307,7 +335,7 @@ def languagebind_model(*, name: str, description: str, checkpoint: str = "Langua
         return build_languagebind_scorer(args.checkpoint, names, imagenet_templates(), device=device,
                                          cache_dir=args.semantic_cache)
 
-    return ModelTask(name=name, description=description, build_scorer=build, input_size=(224, 224),
+    return ModelTask(smdl=smdl, name=name, description=description, build_scorer=build, input_size=(224, 224),
                      checkpoint=checkpoint, add_arguments=lambda group: _zero_shot_arguments(group, "ImageNet"),
                      class_names=classes)
 

@@ -3,8 +3,9 @@
 :func:`base_parser` holds the data, model and run flags common to the SMDL scripts, the
 baseline map generator, the method benchmark and the error-analysis tools, with each task's
 true defaults in ``--help``. Method flags (SMDL's regions, weights and search; a baseline's
-``--method``) are added only by the front ends that use them. :func:`prepare` reads and checks
-the list, takes this rank's share and builds the scorer.
+``--method``) are added only by the front ends that use them. :func:`plan_run` reads and checks
+the list and takes this rank's share, once; :func:`build_scorer` then builds the model
+(:func:`prepare` does both).
 """
 from __future__ import annotations
 
@@ -116,14 +117,21 @@ def check_common(args: argparse.Namespace) -> argparse.Namespace:
 
 
 @dataclass
-class Prepared:
-    """A validated run: this worker's list items, their image root, the model and its device."""
+class Plan:
+    """What a run needs before its model: this worker's list items, their image root, the worker
+    and its device (:func:`plan_run`, made once)."""
 
     items: list[ListItem]
     root: Path
-    scorer: Scorer
     worker: Worker
     device: torch.device
+
+
+@dataclass
+class Prepared(Plan):
+    """A :class:`Plan` with its model built."""
+
+    scorer: Scorer | None = None
 
 
 def read_items(args: argparse.Namespace) -> tuple[list[ListItem], Path]:
@@ -138,8 +146,9 @@ def run_device(args: argparse.Namespace, worker: Worker) -> torch.device:
     return resolve_device(worker_device(args.device, worker))
 
 
-def prepare(task: ModelTask, args: argparse.Namespace, embeddings: bool = False) -> Prepared:
-    """Check the flags, read and check the list, take this rank's share, build the scorer."""
+def plan_run(task: ModelTask, args: argparse.Namespace) -> Plan:
+    """The cheap part of a run, once: check the flags, let the task prepare (e.g. write its default
+    set), read and check the list, take this rank's share, choose the device."""
     check_common(args)
     if task.prepare is not None:
         task.prepare(args)
@@ -147,7 +156,18 @@ def prepare(task: ModelTask, args: argparse.Namespace, embeddings: bool = False)
     items, root = read_items(args)
     worker = current_worker()
     items = shard(items, worker)  # by position, before skipping finished ones: disjoint across ranks
-    device = run_device(args, worker)
-    scorer = task.build_scorer(args, device, embeddings)
-    check_items(items, args.eval_list, scorer.num_classes)
-    return Prepared(items, root, scorer, worker, device)
+    return Plan(items, root, worker, run_device(args, worker))
+
+
+def build_scorer(task: ModelTask, args: argparse.Namespace, plan: Plan, embeddings: bool = False) -> Scorer:
+    """The task's scorer on the plan's device; list labels beyond its classes stop here."""
+    scorer = task.build_scorer(args, plan.device, embeddings)
+    check_items(plan.items, args.eval_list, scorer.num_classes)
+    return scorer
+
+
+def prepare(task: ModelTask, args: argparse.Namespace, embeddings: bool = False) -> Prepared:
+    """:func:`plan_run` then :func:`build_scorer`, for front ends with nothing to check in between."""
+    planned = plan_run(task, args)
+    return Prepared(planned.items, planned.root, planned.worker, planned.device,
+                    build_scorer(task, args, planned, embeddings))

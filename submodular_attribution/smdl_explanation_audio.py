@@ -14,19 +14,9 @@ Regions: a time × frequency grid of 10-px cells, 8 × 8 = 64 patches (``--regio
 superpixels of the spectrogram image with ``--division slico``. λ: the published single-modal
 classifier setting (conf 0.01, eff 0, cons 20, colla 5).
 """
-import sys
+from .cli import task_entry
 
-from .cli import SMDLTask, main as cli_main
-from .families import audio_model
-from .objective import Weights
-
-TASK = SMDLTask(model=audio_model(), division="grid", region_size=10, save_dir="audio-cnn",
-                weights=Weights(confidence=0.01, effectiveness=0.0, consistency=20.0, collaboration=5.0))
-
-
-def main(argv=None) -> int:
-    return cli_main(TASK, argv)
-
+TASK, main = task_entry("audio")  # the task registry's entry (tasks.py), run by the shared command line
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -5,18 +5,9 @@
 Published λ (conf, eff, cons, colla): 1, 1, 1, 1; the effectiveness term uses the pooled
 penultimate features.
 """
-import sys
+from .cli import task_entry
 
-from .cli import SMDLTask, main as cli_main
-from .objective import Weights
-from .tasks import get_model_task
-
-TASK = SMDLTask(model=get_model_task("cub"), weights=Weights(1.0, 1.0, 1.0, 1.0), save_dir="cub-resnet101")
-
-
-def main(argv=None) -> int:
-    return cli_main(TASK, argv)
-
+TASK, main = task_entry("cub")  # the task registry's entry (tasks.py), run by the shared command line
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

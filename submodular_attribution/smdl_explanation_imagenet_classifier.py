@@ -5,19 +5,9 @@
 
 Published λ for single-modal classifiers (conf, eff, cons, colla): 0.01, 0, 20, 5.
 """
-import sys
+from .cli import task_entry
 
-from .cli import SMDLTask, main as cli_main
-from .objective import Weights
-from .tasks import get_model_task
-
-TASK = SMDLTask(model=get_model_task("imagenet_classifier"), weights=Weights(0.01, 0.0, 20.0, 5.0),
-                save_dir="imagenet-classifier")
-
-
-def main(argv=None) -> int:
-    return cli_main(TASK, argv)
-
+TASK, main = task_entry("imagenet_classifier")  # the task registry's entry (tasks.py), run by the shared command line
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -6,19 +6,9 @@
 Published λ (conf, eff, cons, colla): 0, 0.05, 1, 1 for exact greedy; 0, 0.05, 20, 1 for the
 bidirectional search.
 """
-import sys
+from .cli import task_entry
 
-from .cli import SMDLTask, main as cli_main
-from .objective import Weights
-from .tasks import get_model_task
-
-TASK = SMDLTask(model=get_model_task("imagenet_clip"), weights=Weights(0.0, 0.05, 1.0, 1.0),
-                weights_by_search={"bidirectional": Weights(0.0, 0.05, 20.0, 1.0)}, save_dir="imagenet-clip-vitl")
-
-
-def main(argv=None) -> int:
-    return cli_main(TASK, argv)
-
+TASK, main = task_entry("imagenet_clip")  # the task registry's entry (tasks.py), run by the shared command line
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -7,18 +7,9 @@ LanguageBind_Image release in ``ckpt/LanguageBind_Image/`` (see
 :mod:`submodular_attribution.adapters.languagebind`). Published λ (conf, eff, cons, colla): 1, 1, 1, 1
 for the greedy and the bidirectional search alike.
 """
-import sys
+from .cli import task_entry
 
-from .cli import SMDLTask, main as cli_main
-from .objective import Weights
-from .tasks import get_model_task
-
-TASK = SMDLTask(model=get_model_task("imagenet_languagebind"), weights=Weights(1.0, 1.0, 1.0, 1.0), save_dir="imagenet-languagebind")
-
-
-def main(argv=None) -> int:
-    return cli_main(TASK, argv)
-
+TASK, main = task_entry("imagenet_languagebind")  # the task registry's entry (tasks.py), run by the shared command line
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -4,18 +4,9 @@
 
 λ (conf, eff, cons, colla): 0, 0.05, 1, 1, the CLIP setting.
 """
-import sys
+from .cli import task_entry
 
-from .cli import SMDLTask, main as cli_main
-from .objective import Weights
-from .tasks import get_model_task
-
-TASK = SMDLTask(model=get_model_task("quilt"), weights=Weights(0.0, 0.05, 1.0, 1.0), save_dir="lc25000-quiltnet")
-
-
-def main(argv=None) -> int:
-    return cli_main(TASK, argv)
-
+TASK, main = task_entry("quilt")  # the task registry's entry (tasks.py), run by the shared command line
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -4,19 +4,9 @@
 
 Published λ (conf, eff, cons, colla): 1, 200, 10, 1.
 """
-import sys
+from .cli import task_entry
 
-from .cli import FACE_REGIONS, SMDLTask, main as cli_main
-from .objective import Weights
-from .tasks import get_model_task
-
-TASK = SMDLTask(model=get_model_task("vggface2"), weights=Weights(1.0, 200.0, 10.0, 1.0),
-                save_dir="vggface2-iresnet100", **FACE_REGIONS)
-
-
-def main(argv=None) -> int:
-    return cli_main(TASK, argv)
-
+TASK, main = task_entry("vggface2")  # the task registry's entry (tasks.py), run by the shared command line
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

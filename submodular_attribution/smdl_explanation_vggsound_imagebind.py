@@ -12,20 +12,9 @@ with the dataset's mean level). Regions: a grid of 20-px cells, 6 × 10 = 60 pat
 8 × 8 = 64; ``--region-size 16`` gives 8 × 13). Published λ (conf, eff, cons, colla): 0.01, 0.05,
 20, 5, with the bidirectional search and 12 pending samples (the defaults here).
 """
-import sys
+from .cli import task_entry
 
-from .cli import SMDLTask, main as cli_main
-from .objective import Weights
-from .tasks import get_model_task
-
-TASK = SMDLTask(model=get_model_task("vggsound_imagebind"), division="grid", region_size=20,
-                weights=Weights(0.01, 0.05, 20.0, 5.0), save_dir="vggsound-imagebind", search="bidirectional",
-                search_options={"pending_samples": 12})
-
-
-def main(argv=None) -> int:
-    return cli_main(TASK, argv)
-
+TASK, main = task_entry("vggsound_imagebind")  # the task registry's entry (tasks.py), run by the shared command line
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())
