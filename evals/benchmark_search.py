@@ -56,8 +56,7 @@ from submodular_attribution.shapes import write_eval_set
 from .localization import first_regions_hit
 
 WEIGHTS = Weights(0.01, 0.0, 20.0, 5.0)
-DEFAULT_SEARCHES = ("greedy", "bidirectional", "staged", "fast", "lazy", "lazy-bidirectional", "stochastic",
-                    "coarse-to-fine", "random")
+DEFAULT_SEARCHES = tuple(SEARCHES)  # every registered search, in registry order
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -75,7 +74,7 @@ def get_args_parser() -> argparse.ArgumentParser:
                         help="images whose searches advance together, sharing forward batches (as the CLI's)")
     parser.add_argument("--precision", choices=tuple(PRECISIONS), default="fp32")
     parser.add_argument("--output-dir", default=None, help="default: explanation_results/benchmark_search")
-    parser.add_argument("--ckpt-dir", default=None, help="where the models are cached (default: ckpt/)")
+    parser.add_argument("--ckpt-dir", default=None, help="a folder of retrained models (default: the shipped ckpt/embedded/)")
     parser.add_argument("--data-dir", default=None, help="where the images are generated (default: datasets/shapes)")
     return parser
 
@@ -188,8 +187,8 @@ def run(args: argparse.Namespace) -> dict:
               for item in items]
     results, tables = {}, []
     for arch in args.models:
-        folder = Path(args.ckpt_dir) if args.ckpt_dir else paths.ckpt_dir()
-        net, info = load_or_train_default(folder / f"shapes_{arch}.pt", device=device, arch=arch)
+        path = Path(args.ckpt_dir) / f"shapes_{arch}.pt" if args.ckpt_dir else None  # None: the shipped model
+        net, info = load_or_train_default(path, device=device, arch=arch)
         scorer = build_scorer(net, device)
         for n in args.regions:
             divider = RegionDivider(DivisionConfig("slico", num_regions=n), (IMAGE_SIZE, IMAGE_SIZE))

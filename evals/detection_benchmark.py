@@ -75,7 +75,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, from {', '.join(METHODS)}")
     p.add_argument("--search", default="bidirectional", help="the search of the 'smdl' row")
     p.add_argument("--model", default="shapes", help="as smdl_explanation_detection's --model")
-    p.add_argument("--checkpoint", default=str(paths.ckpt_dir() / "shapes_detector.pt"))
+    p.add_argument("--checkpoint", default=str(paths.weights_file("shapes_detector.pt")))
     p.add_argument("--num-classes", type=int, default=None)
     p.add_argument("--class-names", default=None)
     p.add_argument("--weights", default=None)

@@ -114,14 +114,17 @@ def save_tiny_clip(folder: Path, extra_configs: dict | None = None) -> Path:
 
 @pytest.fixture(scope="session")
 def trained_shapes(tmp_path_factory):
-    """The default shapes CNN trained once per test session into a temporary checkpoint:
-    (path, info, what training printed)."""
+    """The shipped default shapes CNN (ckpt/embedded/shapes_cnn.pt), copied into a temporary
+    folder so tests may write beside it: (path, info, what loading printed)."""
     import contextlib
     import io
+    import shutil
 
+    from submodular_attribution.common.paths import EMBEDDED_DIR
     from submodular_attribution.shapes import load_or_train_default
 
     path = tmp_path_factory.mktemp("shapes_ckpt") / "shapes_cnn.pt"
+    shutil.copyfile(EMBEDDED_DIR / "shapes_cnn.pt", path)
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         _, info = load_or_train_default(path, seed=0, verbose=True)

@@ -40,8 +40,8 @@ _OCCLUDE_PROB = 0.5
 
 
 def default_checkpoint() -> Path:
-    """``ckpt/audio_cnn.pt`` under the current folder (or ``$SMDL_HOME``)."""
-    return paths.ckpt_dir() / "audio_cnn.pt"
+    """The shipped ``ckpt/embedded/audio_cnn.pt``, else a cache of that name under ``ckpt/``."""
+    return paths.weights_file("audio_cnn.pt")
 
 
 def _conv_bn(cin: int, cout: int, stride: int) -> list[nn.Module]:
@@ -136,7 +136,7 @@ def train_audio_cnn(seed: int = 0, n_train: int = DEFAULT_N_TRAIN, n_val: int = 
     """
     t0 = time.perf_counter()
     device = torch.device(device)
-    train_seed, val_seed = 20_000 + 2 * seed, 20_001 + 2 * seed
+    train_seed, val_seed = 20_000 + 2 * seed, 20_001 + 2 * seed  # held_out_accuracy regenerates val_seed
     assert EVAL_SEED not in (train_seed, val_seed)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -167,6 +167,14 @@ def train_audio_cnn(seed: int = 0, n_train: int = DEFAULT_N_TRAIN, n_val: int = 
         "data_seconds": round(data_seconds, 2),
     }
     return net, info
+
+
+def held_out_accuracy(net: nn.Module, seed: int = 0, n_val: int = DEFAULT_N_VAL,
+                      device: str | torch.device = "cpu") -> float:
+    """The accuracy :func:`train_audio_cnn` records as ``val_accuracy``, recomputed on the same
+    ``n_val`` held-out clips (regenerated from the training ``seed``)."""
+    images, labels, _ = make_split(n_val, 20_001 + 2 * seed)
+    return _accuracy(net, torch.from_numpy(images)[:, None], torch.from_numpy(labels), torch.device(device))
 
 
 def load_or_train_default(path: str | Path | None = None, device: str | torch.device = "cpu", seed: int = 0,

@@ -19,6 +19,24 @@ def ckpt_dir() -> Path:
     return home() / "ckpt"
 
 
+#: The embedded default models shipped in the repository (``ckpt/embedded/``, see ckpt/README.md),
+#: found beside the package, not under ``$SMDL_HOME``: every documented number comes from them.
+EMBEDDED_DIR = Path(__file__).resolve().parents[2] / "ckpt" / "embedded"
+
+
+def weights_file(filename: str) -> Path:
+    """The default weights ``filename``: the shipped copy ``ckpt/embedded/<filename>`` when the
+    repository has one, else ``ckpt_dir() / filename`` (a user's file, or a cache trained at first
+    use where the package was installed without the shipped files)."""
+    shipped = EMBEDDED_DIR / filename
+    return shipped if shipped.is_file() else ckpt_dir() / filename
+
+
+def is_shipped(path: str | Path) -> bool:
+    """Whether ``path`` is one of the shipped embedded checkpoints (never overwritten by a run)."""
+    return Path(path).resolve().parent == EMBEDDED_DIR.resolve()
+
+
 def results_dir() -> Path:
     """SMDL result folders: ``submodular_results/``."""
     return home() / "submodular_results"

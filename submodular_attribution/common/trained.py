@@ -3,7 +3,9 @@ and the training loop they share.
 
 The cache is a ``torch.save`` file ``{"state_dict", "info"}``; it is reused only when its
 ``info`` records the same values for every key of ``expected`` (seed, data and model versions,
-…), so a stale file is retrained and overwritten, never silently reused.
+…), so a stale file is retrained and overwritten, never silently reused. The shipped files
+(``ckpt/embedded/``, :func:`paths.is_shipped`) are never overwritten by a run: a stale one is an
+error that names the command remaking them.
 """
 from __future__ import annotations
 
@@ -15,7 +17,11 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from . import paths
 from .atomic import atomic_torch_save
+
+#: The command that remakes the shipped embedded models (``submodular_attribution/apps/embedded.py``).
+RETRAIN_COMMAND = "python -m submodular_attribution.apps.embedded --retrain"
 
 
 def load_or_train(path: str | Path, *, what: str, expected: Mapping, build: Callable[[dict], nn.Module],
@@ -47,10 +53,16 @@ def load_or_train(path: str | Path, *, what: str, expected: Mapping, build: Call
             if verbose:
                 print(f"Loaded the default {what} from {path} ({quality(info)})")
             return net.to(device).eval(), info
+        if paths.is_shipped(path):
+            raise RuntimeError(f"{path}: the shipped {what} is for another seed or data/model version "
+                               f"({', '.join(f'{k}={info.get(k)!r}' for k in expected)}); remake it with "
+                               f"`{RETRAIN_COMMAND}`")
         if verbose:
             print(f"{path}: checkpoint is for another seed or data/model version; retraining")
     if verbose:
         print(f"Training the default {what} into {path} (once; {duration} on CPU) ...", flush=True)
+        if not (paths.EMBEDDED_DIR / path.name).is_file():
+            print(f"  (no shipped copy in {paths.EMBEDDED_DIR}: numbers will differ slightly from the docs)")
     net, info = train()
     atomic_torch_save({"state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()}, "info": info}, path)
     if verbose:

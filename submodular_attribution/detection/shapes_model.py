@@ -45,8 +45,8 @@ _LR = 3e-3
 
 
 def default_checkpoint() -> Path:
-    """``ckpt/shapes_detector.pt`` under the current folder (or ``$SMDL_HOME``)."""
-    return paths.ckpt_dir() / "shapes_detector.pt"
+    """The shipped ``ckpt/embedded/shapes_detector.pt``, else a cache of that name under ``ckpt/``."""
+    return paths.weights_file("shapes_detector.pt")
 
 
 def _conv(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> list[nn.Module]:

@@ -25,6 +25,7 @@ from .model import (
     ShapesViT,
     build_shapes_model,
     build_scorer,
+    held_out_accuracy,
     load_or_train_default,
     train_shapes_cnn,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "ARCHITECTURES",
     "build_shapes_model",
     "build_scorer",
+    "held_out_accuracy",
     "load_or_train_default",
     "train_shapes_cnn",
 ]

@@ -33,6 +33,7 @@ __all__ = [
     "build_scorer",
     "train_shapes_cnn",
     "load_or_train_default",
+    "held_out_accuracy",
 ]
 
 #: Normalisation applied by the scorer (ImageNet statistics), RGB order.
@@ -49,9 +50,9 @@ _PEAK_LR = {"cnn": 3e-3, "vit": 1e-3}
 
 
 def default_checkpoint(arch: str = "cnn") -> Path:
-    """Where a default model is cached: ``ckpt/shapes_cnn.pt`` (``shapes_vit.pt``) under the
-    current folder (or ``$SMDL_HOME``)."""
-    return paths.ckpt_dir() / f"shapes_{arch}.pt"
+    """The default model's weights: the shipped ``ckpt/embedded/shapes_cnn.pt`` (``shapes_vit.pt``),
+    else a cache of that name under ``ckpt/`` (:func:`paths.weights_file`)."""
+    return paths.weights_file(f"shapes_{arch}.pt")
 
 
 # Default training configuration: about 60 s on 2 idle CPU cores (about 90 s on one),
@@ -244,7 +245,7 @@ def train_shapes_cnn(
     """
     t0 = time.perf_counter()
     device = torch.device(device)
-    train_seed, val_seed = 10_000 + 2 * seed, 10_001 + 2 * seed
+    train_seed, val_seed = 10_000 + 2 * seed, 10_001 + 2 * seed  # held_out_accuracy regenerates val_seed
     assert EVAL_SEED not in (train_seed, val_seed)
 
     torch.manual_seed(seed)
@@ -284,6 +285,15 @@ def train_shapes_cnn(
         "seconds": round(time.perf_counter() - t0, 2),
     }
     return net, info
+
+
+def held_out_accuracy(net: nn.Module, seed: int = 0, n_val: int = DEFAULT_N_VAL,
+                      device: str | torch.device = "cpu") -> float:
+    """The accuracy :func:`train_shapes_cnn` records as ``val_accuracy``, recomputed on the same
+    ``n_val`` held-out images (regenerated from the training ``seed``)."""
+    images, labels, _ = make_split(n_val, 10_001 + 2 * seed)
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
+    return _accuracy(net, x, torch.from_numpy(labels), torch.device(device))
 
 
 def load_or_train_default(
