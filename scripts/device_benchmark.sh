@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU check of the README's "Every forward at device speed": CLIP ViT-L/14's architecture
+# The GPU check of docs/engine.md: CLIP ViT-L/14's architecture
 # (random init: the cost does not depend on the weights) at N = 49, greedy / bidirectional /
 # fast, fp32 vs bf16, one and eight images at once; the default CNN; the engine's own cost per
 # step (a model that costs nothing); then the search benchmark, where SLICO is available.

@@ -36,8 +36,9 @@ Registered searches (F = the objective; "scores c" = evaluates F(S ∪ {c})):
   ``lazy_top`` candidates with the largest last known gain F(S' ∪ {c}) − F(S'), with every
   candidate re-scored every ``refresh_every`` steps. The head decides the insertion curve; the
   gains keep ranking the tail for the deletion curve.
-* ``fast`` — the quick option: about a fifth of greedy's forwards at N ≈ 49; close to greedy on
-  insertion AUC, weaker on deletion (the README's search benchmark gives the frontier).
+* ``fast`` — the quick option: units of adjacent regions ordered by lazy greedy (2 candidates per
+  step), then the regions inside each unit by exact greedy. Its measured cost and AUCs against
+  exact greedy are on the benchmark page (docs/benchmarks.md), not here.
 * ``random`` — a seeded random order of the same regions, scored the same way (a control).
 """
 from __future__ import annotations
@@ -375,7 +376,7 @@ FAST_UNITS = 50
 
 
 def fast(ctx: SearchContext) -> Request:
-    """The quick option, chosen with ``evals.benchmark_search`` (README): regions are merged into
+    """The quick option, chosen with ``evals.benchmark_search``: regions are merged into
     U = min(N, 50) units of adjacent regions; the units are ordered by lazy greedy scoring the 2
     best-known units per step, with every unit re-scored on the first step and every round(U/4)
     steps; then the regions inside each unit by exact greedy."""
@@ -450,10 +451,11 @@ class SearchSpec:
 SEARCHES: dict[str, SearchSpec] = {
     "greedy": SearchSpec(greedy, "exact greedy"),
     "bidirectional": SearchSpec(
-        bidirectional, "LIMA's bidirectional search (≈1.5× fewer forwards)", {"pending_samples": 8},
+        bidirectional, "LIMA's bidirectional search: a forward step and a backward step each round",
+        {"pending_samples": 8},
         lambda o, seed: f"-pending-samples-{o['pending_samples']}"),
     "fast": SearchSpec(fast, "quick: lazy greedy over ≤ 50 units, 2 candidates per step, full re-scoring every "
-                             "U/4 steps (≈ 1/5 of greedy's forwards at N ≈ 49; weaker on deletion AUC)",
+                             "U/4 steps, then the regions inside each unit by exact greedy",
                        suffix=lambda o, seed: "-fast"),
     "lazy": SearchSpec(lazy, "stale-ranking greedy", {"refresh_every": 5, "lazy_top": 10, "exact_steps": 1,
                                                       "early_top": 0, "early_steps": 0},

@@ -89,11 +89,12 @@ def explain(
         division: ``slico`` (default), ``seeds`` or ``grid``; or a
             :class:`~submodular_attribution.regions.DivisionConfig`; or an H×W integer label map
             with values 0..N−1 (e.g. SAM masks) at the input size.
-        search: a name in :data:`~submodular_attribution.search_methods.SEARCHES`; default
-            ``fast``, the quick option (≈ a fifth of exact greedy's forwards at N ≈ 49, close on
-            insertion AUC, weaker on deletion: README, "Faster searches"); ``greedy`` is exact
-            greedy, ``bidirectional`` LIMA's search, ``staged`` about 30 % of greedy's forwards
-            with AUCs within ≈ 0.01 of greedy's (README, "Faster searches").
+        search: a name in :data:`~submodular_attribution.search_methods.SEARCHES` (each
+            described there once); default ``fast``, the quick option, which trades faithfulness
+            for speed: its orders are not exact greedy's, and its measured loss of Insertion and
+            Deletion AUC against exact greedy is on the benchmark page (docs/benchmarks.md). For
+            numbers compared with published ones use ``greedy`` (exact) or ``bidirectional``
+            (LIMA's search).
         weights: the objective's λ, a :class:`~submodular_attribution.objective.Weights` or a
             dict of ``confidence``, ``effectiveness``, ``consistency``, ``collaboration``
             (names not given keep the default); default the published single-modal values
