@@ -3,21 +3,12 @@
     python -m evals.benchmark --model default --methods smdl,gradcam,ig,rise \\
         --eval-list datasets/shapes/eval_list.txt --output-dir explanation_results/benchmark/shapes
 
-Every method produces an H×W map per image (SMDL: its ordering as a map, N − rank, so region
-ties are broken in raster order); every map goes through the same metric functions:
-
-* Insertion / Deletion AUC — per-pixel ranking on the area axis (``evals.saliency_metrics``,
-  preset ``smdl``), target-class softmax probability, black baseline, trapezoid rule;
-* MuFidelity — grid 7, 32 random subsets, Spearman (Xplique's ImageNet setting);
-* Single Deletion Score — grid 4, per-cell deletion to the mean colour, Spearman, non-finite
-  correlations dropped and counted;
-* Sensitivity-N — Pearson of removed mass vs target-logit drop, mean over ratios 0.1…0.9
-  (20 Bernoulli pixel masks per ratio here, to keep the table cheap);
-* DiffID — insertion minus deletion logit ratio over ratios 0.1…0.9;
-* incremental deletion, 32 steps: MoRF (most important first, lower is better) and LeRF
-  (least important first, higher is better), mean target probability;
-* pointing game and energy inside the object mask, where masks exist (the default benchmark);
-* seconds and model forward passes (images through the network) per image.
+Every method of :data:`METHODS` (SMDL, then every registered baseline) produces an H×W map per
+image (SMDL: its ordering as a map, N − rank, so region ties are broken in raster order); every
+map goes through every metric registered in :data:`evals.saliency_metrics.METRICS` (``--help``
+lists them), one table column each, non-finite values dropped and counted; those that need an
+object mask only where masks exist (the default benchmark). Each row also records the seconds
+and model forward passes (images through the network) its method took.
 
 Rows are cached per (method configuration, image) under ``<output-dir>/rows/<method>/<key>/``,
 where ``<key>`` hashes everything that changes the numbers (model flags, target rule, seed; for
@@ -40,8 +31,9 @@ import json
 import math
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -58,7 +50,8 @@ from submodular_attribution.common.lists import ListItem
 from submodular_attribution.common.progress import run_items
 from submodular_attribution.common.provenance import source_fingerprint, write_provenance
 from submodular_attribution.common.results import rank_map, rank_map_saliency
-from submodular_attribution.frontend import check_common, model_parser, prepare
+from submodular_attribution.frontend import model_parser, prepare
+from submodular_attribution.models import Scorer
 from submodular_attribution.regions import RegionDivider
 from submodular_attribution.search import explain
 from submodular_attribution.search_methods import OPTIONS
@@ -67,21 +60,15 @@ from submodular_attribution.shapes import load_mask
 from submodular_attribution.tasks import ALIASES, TASK_NAMES
 from visualization.overlay import save_curves_figure
 
-from .localization import energy_in_mask, pointing_game
-from .saliency_metrics import (
-    diffid, incremental_deletion, insertion_deletion, mufidelity, sensitivity_n, single_deletion_score)
-
-METRICS = ("insertion_auc", "deletion_auc", "mufidelity", "sds", "sensitivity_n", "diffid", "incdel_morf",
-           "incdel_lerf", "pointing", "energy")
-HEADERS = {"insertion_auc": "Insertion AUC ↑", "deletion_auc": "Deletion AUC ↓", "mufidelity": "MuFidelity ↑",
-           "sds": "SDS ↑", "sensitivity_n": "Sensitivity-N ↑", "diffid": "DiffID ↑",
-           "incdel_morf": "IncDel MoRF ↓", "incdel_lerf": "IncDel LeRF ↑", "pointing": "Pointing ↑",
-           "energy": "Energy in mask ↑"}
+from .saliency_metrics import METRICS, MetricInputs
 
 
 def get_args_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     parser = model_parser(argv, "python -m evals.benchmark", __doc__.split("\n\n")[0],
                           save_dir_help="output folder (default: explanation_results/benchmark/<model>)")
+    parser.epilog = "metrics, one column each (evals.saliency_metrics.METRICS): " + "; ".join(
+        f"{metric.header}: {metric.summary}{' (where masks exist)' if metric.needs_mask else ''}"
+        for metric in METRICS.values())
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--model", default="shapes")
     name = pre.parse_known_args(argv)[0].model
@@ -89,7 +76,7 @@ def get_args_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParse
     group = parser.add_argument_group("benchmark")
     group.add_argument("--output-dir", dest="save_dir", default=None, help="the same as --save-dir")
     group.add_argument("--methods", default="smdl,gradcam,ig,rise",
-                       help=f"comma-separated: smdl and any of {', '.join(sorted(REGISTRY))}")
+                       help=f"comma-separated, from {', '.join(METHODS)}")
     group.add_argument("--num-images", type=int, default=None, help="only the first N images of the list")
     return parser
 
@@ -112,6 +99,74 @@ class CountingModel(AttributionModel):
         return counting
 
 
+# --------------------------------------------------------------------------- methods
+
+@dataclass(frozen=True)
+class RunContext:
+    """What a method builds its explainer from: the parsed (and checked) flags, SMDL's resolved
+    settings, the engine's scorer and the counting AttributionModel of the same network."""
+
+    args: argparse.Namespace
+    settings: SMDLSettings
+    scorer: Scorer
+    model: CountingModel
+
+
+# explain(image as read, x: 3×H×W RGB [0, 1] on the device, item, target) -> (H×W map, forward passes)
+Explain = Callable[[np.ndarray, torch.Tensor, ListItem, int], tuple[np.ndarray, int]]
+
+
+@dataclass(frozen=True)
+class Method:
+    """A method of the benchmark.
+
+    explainer: ``RunContext -> explain``, called once per run; ``explain`` gives one image's H×W
+        map (larger = more important for the target) and the model forward passes it took.
+    config: ``SMDLSettings -> dict``, its settings beyond the shared flags that decide its rows.
+    needs_embeddings: ``SMDLSettings -> bool``, whether the scorer must hold class embeddings.
+    """
+
+    explainer: Callable[[RunContext], Explain]
+    config: Callable[[SMDLSettings], dict]
+    needs_embeddings: Callable[[SMDLSettings], bool] = lambda settings: False
+
+
+def _smdl_explainer(ctx: RunContext) -> Explain:
+    settings, args = ctx.settings, ctx.args
+    divider = RegionDivider(settings.division, tuple(args.input_size))
+
+    def smdl(image: np.ndarray, x: torch.Tensor, item: ListItem, target: int) -> tuple[np.ndarray, int]:
+        labels = divider(image, item)
+        trace = explain(ctx.scorer, x, torch.from_numpy(labels), target, settings.weights, search=settings.search,
+                        options=settings.options, batch_size=args.batch_size, seed=item_seed(args.seed, item),
+                        precision=settings.precision)
+        return rank_map_saliency(rank_map(labels, trace.order)), trace.forward_passes
+
+    return smdl
+
+
+def baseline(name: str) -> Method:
+    """The registered baseline ``name`` (:data:`baseline_attribution.base.REGISTRY`) with its
+    default options, its forward passes counted by the run's CountingModel."""
+
+    def explainer(ctx: RunContext) -> Explain:
+        def run_baseline(image: np.ndarray, x: torch.Tensor, item: ListItem, target: int) -> tuple[np.ndarray, int]:
+            ctx.model.forward_passes = 0
+            saliency = attribute(name, ctx.model, x[None], [target], numpy=True)[0]
+            return saliency, ctx.model.forward_passes
+
+        return run_baseline
+
+    return Method(explainer, config=lambda settings: {"options": {}})
+
+
+SMDL = Method(_smdl_explainer,
+              config=lambda s: dict(division=dict(vars(s.division)), weights=list(s.weights.positional()),
+                                    search=s.search, search_options=s.options),
+              needs_embeddings=lambda s: s.weights.effectiveness != 0)
+METHODS: dict[str, Method] = {"smdl": SMDL, **{name: baseline(name) for name in sorted(REGISTRY)}}
+
+
 # Flags that never change a row's numbers (where and how fast it runs, which items).
 _NOT_CONFIG = {"save_dir", "methods", "num_images", "device", "batch_size", "strict", "begin", "end", "eval_list"}
 _SMDL_ONLY = {"division", "region_size", "num_regions", "sam_masks", "sam_checkpoint", "sam_model_type",
@@ -121,14 +176,11 @@ _SMDL_ONLY = {"division", "region_size", "num_regions", "sam_masks", "sam_checkp
 
 def method_config(method: str, args: argparse.Namespace, settings: SMDLSettings) -> dict:
     """Everything that determines a method's rows: the model and data flags, the target rule and
-    seed, and for SMDL its division, λ and search (as resolved), for a baseline its options."""
+    seed, and the method's own settings (:attr:`Method.config`: for SMDL its division, λ and
+    search as resolved, for a baseline its options)."""
     config = {k: v for k, v in sorted(vars(args).items()) if k not in _NOT_CONFIG | _SMDL_ONLY}
     config["method"] = method
-    if method == "smdl":
-        config.update(division=dict(vars(settings.division)), weights=list(settings.weights.positional()),
-                      search=settings.search, search_options=settings.options)
-    else:
-        config["options"] = {}
+    config.update(METHODS[method].config(settings))
     return json.loads(json.dumps(config, default=str))
 
 
@@ -137,44 +189,25 @@ def config_key(config: dict) -> str:
     return hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def _explain_smdl(settings: SMDLSettings, scorer, divider, image: np.ndarray, x: torch.Tensor, item: ListItem,
-                  target: int, batch_size: int, seed: int):
-    labels = divider(image, item)
-    trace = explain(scorer, x, torch.from_numpy(labels), target, settings.weights, search=settings.search,
-                    options=settings.options, batch_size=batch_size, seed=item_seed(seed, item),
-                    precision=settings.precision)
-    return rank_map_saliency(rank_map(labels, trace.order)), trace.forward_passes
+# --------------------------------------------------------------------------- rows
 
-
-def _row(args, settings, scorer, model: CountingModel, divider, method: str, item: ListItem, root: Path) -> dict:
+def _row(ctx: RunContext, method: str, explain_one: Explain, item: ListItem, root: Path) -> dict:
+    """One image explained by ``method`` and scored by every registered metric."""
+    args, model = ctx.args, ctx.model
     image = get_smdl_task(args.model).model.read_input(root / item.path, args.input_size)  # audio: a WAV file
     x = image_tensor(image).to(model.device)
     target = item.label if args.target == "label" else int(model.batched_probs(x[None]).argmax())
     start = time.perf_counter()
-    if method == "smdl":
-        saliency, forwards = _explain_smdl(settings, scorer, divider, image, x, item, target, args.batch_size,
-                                           args.seed)
-    else:
-        model.forward_passes = 0
-        saliency = attribute(method, model, x[None], [target], numpy=True)[0]
-        forwards = model.forward_passes
+    saliency, forwards = explain_one(image, x, item, target)
     seconds = time.perf_counter() - start
-    curves = insertion_deletion(model, x, target, saliency)
-    sds = single_deletion_score(model, x, target, saliency)  # cell baseline: zeros in normalised space
-    row = {"method": method, "image": item.path, "target": target, "seconds": seconds, "forward_passes": forwards,
-           "insertion_auc": curves["auc_ins"], "deletion_auc": curves["auc_del"],
-           "mufidelity": mufidelity(model, x, target, saliency), "sds": sds,
-           "sensitivity_n": mean_finite(list(sensitivity_n(model, x, target, saliency, num_samples=20).values()))[0],
-           "diffid": diffid(model, x, target, saliency)["diffid"],
-           "incdel_morf": incremental_deletion(model, x, target, saliency, order="descending"),
-           "incdel_lerf": incremental_deletion(model, x, target, saliency, order="ascending"),
-           "curves": {k: np.asarray(curves[k]).tolist() for k in ("x_ins", "y_ins", "x_del", "y_del")}}
     # the default benchmarks carry an object mask (shapes) or an event mask (audio)
     mask = (load_event_mask if item.path.lower().endswith(".wav") else load_mask)(root / item.path)
-    if mask is not None:
-        row["pointing"] = float(pointing_game(saliency, mask))
-        row["energy"] = energy_in_mask(saliency, mask)
-    return row
+    inputs = MetricInputs(model, x, target, saliency, mask)
+    scores = {name: metric.compute(inputs) for name, metric in METRICS.items()
+              if mask is not None or not metric.needs_mask}
+    curves = {k: np.asarray(inputs.curves[k]).tolist() for k in ("x_ins", "y_ins", "x_del", "y_del")}
+    return {"method": method, "image": item.path, "target": target, "seconds": seconds, "forward_passes": forwards,
+            **scores, "curves": curves}
 
 
 def _summary(rows: list[dict]) -> dict:
@@ -193,7 +226,7 @@ def _summary(rows: list[dict]) -> dict:
 def write_table(summaries: dict[str, dict], output_dir: Path) -> str:
     """Markdown table (returned and written) and CSV of mean ± standard error per method."""
     metrics = [m for m in METRICS if any(m in s for s in summaries.values())]
-    lines = ["| method | " + " | ".join(HEADERS[m] for m in metrics) + " | s/img | forwards/img |",
+    lines = ["| method | " + " | ".join(METRICS[m].header for m in metrics) + " | s/img | forwards/img |",
              "|---" * (len(metrics) + 3) + "|"]
     rows_csv = []
     for method, s in summaries.items():
@@ -217,16 +250,17 @@ def run(args: argparse.Namespace) -> dict:
     """Every method on every image; returns ``{"summaries": {method: summary}, "failed": count}``."""
     task = get_smdl_task(args.model)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    unknown = [m for m in methods if m != "smdl" and m not in REGISTRY]
+    unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
         raise InputError(f"--methods: unknown {', '.join(unknown) or '(none given)'}; "
-                         f"choose from smdl, {', '.join(sorted(REGISTRY))}")
+                         f"choose from {', '.join(METHODS)}")
     output_dir = ensure_dir(Path(args.save_dir or paths.explanations_dir() / "benchmark" / task.name))
     settings = smdl_settings(task, args)
-    divider = RegionDivider(settings.division, tuple(check_common(args).input_size)) if "smdl" in methods else None
-    ready = prepare(task.model, args, embeddings="smdl" in methods and settings.weights.effectiveness != 0)
+    ready = prepare(task.model, args, embeddings=any(METHODS[m].needs_embeddings(settings) for m in methods))
     items = ready.items[: args.num_images] if args.num_images else ready.items
     model = CountingModel.wrap(attribution_model(ready.scorer, batch_size=args.batch_size))
+    ctx = RunContext(args, settings, ready.scorer, model)
+    explainers = {m: METHODS[m].explainer(ctx) for m in methods}
     configs = {m: method_config(m, args, settings) for m in methods}
     write_provenance(output_dir, {**vars(args), "row_folders": {m: config_key(c) for m, c in configs.items()}})
     summaries, curves, failed, notes = {}, {}, 0, []
@@ -239,7 +273,7 @@ def run(args: argparse.Namespace) -> dict:
             path = rows_dir / str(item.label) / f"{item.stem}.json"
             if path.is_file():
                 return json.loads(path.read_text())
-            row = {**_row(args, settings, ready.scorer, model, divider, method, item, ready.root), "code": code}
+            row = {**_row(ctx, method, explainers[method], item, ready.root), "code": code}
             atomic_write_json(path, row)
             return row
 

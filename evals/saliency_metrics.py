@@ -23,10 +23,16 @@ Conventions shared by all functions:
 * Pixel counts from fractions: stated per function (round, floor).
 * Correlations return NaN when undefined (a constant input); aggregate over images with
   :func:`submodular_attribution.common.curves.mean_finite`, which drops and counts them.
+
+:data:`METRICS` registers the metrics of the method benchmark (``evals.benchmark``): each entry
+says how to get one number from a map, its column header and direction, and what it computes.
+A new metric there is a new column of the benchmark's table and a new field of its rows.
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Callable, Sequence
 
 import numpy as np
@@ -34,10 +40,12 @@ import torch
 import torch.nn.functional as F
 
 from baseline_attribution.base import AttributionModel
-from submodular_attribution.common.curves import trapezoid_auc
+from submodular_attribution.common.curves import mean_finite, trapezoid_auc
 from submodular_attribution.common.images import IMAGENET_MEAN
 from submodular_attribution.common.results import LoadedResult
 from submodular_attribution.regions import grid_division
+
+from .localization import energy_in_mask, pointing_game
 
 DEFAULT_RATIOS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 DEFAULT_BUDGETS = (0.25, 0.5, 0.75, 1.0)
@@ -573,3 +581,92 @@ def highest_confidence_saliency(model: AttributionModel, image: torch.Tensor, ta
     rank = _rank(sal, descending=True)
     y = _reveal_scores(model, image, target, rank, ks, torch.zeros_like(image), image, "prob")
     return _best_within(ks / n, y, budgets)
+
+
+# --------------------------------------------------------------------------- registry
+
+@dataclass
+class MetricInputs:
+    """One saliency map to score: what every registered metric receives.
+
+    model: the :class:`~baseline_attribution.base.AttributionModel`;
+    image: 3×H×W float, RGB in [0, 1], on ``model.device``;
+    target: the class index whose output is scored;
+    saliency: H×W finite map, larger = more important;
+    mask: H×W bool object (or event) mask where the data has one, else None.
+    """
+
+    model: AttributionModel
+    image: torch.Tensor
+    target: int
+    saliency: np.ndarray
+    mask: np.ndarray | None = None
+
+    @property
+    def args(self) -> tuple:
+        """(model, image, target, saliency): the leading arguments of every metric function here."""
+        return self.model, self.image, self.target, self.saliency
+
+    @cached_property
+    def curves(self) -> dict:
+        """:func:`insertion_deletion` of the map (preset "smdl"), computed once for both AUCs and the
+        benchmark's mean curves."""
+        return insertion_deletion(*self.args)
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A registered metric: one number per saliency map, one column of the method benchmark.
+
+    compute: ``MetricInputs -> float``; NaN where undefined (the benchmark averages with
+        :func:`~submodular_attribution.common.curves.mean_finite`, which drops and counts them).
+    label: the column's name; :attr:`header` adds the direction.
+    higher_is_better: the direction, ↑ (True) or ↓.
+    summary: what it computes, in one line.
+    needs_mask: computed only where the data has an object mask (``MetricInputs.mask``); rows
+        without one have no value.
+    """
+
+    compute: Callable[[MetricInputs], float]
+    label: str
+    higher_is_better: bool
+    summary: str
+    needs_mask: bool = False
+
+    @property
+    def header(self) -> str:
+        return f"{self.label} {'↑' if self.higher_is_better else '↓'}"
+
+
+METRICS: dict[str, Metric] = {
+    "insertion_auc": Metric(
+        lambda m: m.curves["auc_ins"], "Insertion AUC", True,
+        "target probability as pixels are revealed on black by saliency, AUC on the area axis (preset smdl)"),
+    "deletion_auc": Metric(
+        lambda m: m.curves["auc_del"], "Deletion AUC", False,
+        "target probability as pixels are removed to black by saliency, AUC on the area axis (preset smdl)"),
+    "mufidelity": Metric(
+        lambda m: mufidelity(*m.args), "MuFidelity", True,
+        "Spearman of probability drop vs removed mass, 32 random subsets of a 7×7 grid"),
+    "sds": Metric(
+        lambda m: single_deletion_score(*m.args), "SDS", True,
+        "Spearman of logit drop vs mass per cell of a 4×4 grid, each cell alone to the normalisation mean"),
+    "sensitivity_n": Metric(
+        lambda m: mean_finite(list(sensitivity_n(*m.args, num_samples=20).values()))[0], "Sensitivity-N", True,
+        "Pearson of logit drop vs removed mass, 20 Bernoulli pixel masks per ratio 0.1…0.9, mean over ratios"),
+    "diffid": Metric(
+        lambda m: diffid(*m.args)["diffid"], "DiffID", True,
+        "insertion minus deletion logit ratio over ratios 0.1…0.9, removed pixels to the kept pixels' mean"),
+    "incdel_morf": Metric(
+        lambda m: incremental_deletion(*m.args, order="descending"), "IncDel MoRF", False,
+        "mean target probability over 32 deletion steps, most important pixels first"),
+    "incdel_lerf": Metric(
+        lambda m: incremental_deletion(*m.args, order="ascending"), "IncDel LeRF", True,
+        "mean target probability over 32 deletion steps, least important pixels first"),
+    "pointing": Metric(
+        lambda m: float(pointing_game(m.saliency, m.mask)), "Pointing", True,
+        "1 when the map's maximum lies on the object, else 0", needs_mask=True),
+    "energy": Metric(
+        lambda m: energy_in_mask(m.saliency, m.mask), "Energy in mask", True,
+        "share of the map's positive mass inside the object mask", needs_mask=True),
+}

@@ -2,6 +2,12 @@
 import json
 
 from evals import benchmark_search
+from submodular_attribution.search_methods import SEARCHES
+
+
+def test_default_searches_are_the_registry():
+    assert benchmark_search.DEFAULT_SEARCHES == tuple(SEARCHES)
+    assert benchmark_search.get_args_parser().parse_args([]).searches == ",".join(SEARCHES)
 
 
 def test_tables_and_results(tmp_path, trained_shapes, capsys):
