@@ -6,6 +6,12 @@ From Python::
     exp = smdl.explain(model, "cat.jpg", target=281, mean=smdl.IMAGENET_MEAN, std=smdl.IMAGENET_STD)
     exp.plot("cat_smdl.png"); print(exp.insertion_auc, exp.deletion_auc)
 
+Beside the API: ``read_eval_list`` (the command line's ``<path> <class index>`` lists),
+``get_class_set`` and ``build_clip_scorer`` (class names and prompt templates; a zero-shot CLIP
+scorer, which ``explain`` takes as a model), and Segment Anything divisions to pass as
+``division=``: ``load_sam``, ``build_mask_generator``, ``sam_label_map`` (and ``build_tiny_sam``, a
+random-initialised stand-in for smoke runs).
+
 The names below are imported on first use, so importing a part of the package
 (``submodular_attribution.common``, a task script's ``--help``) never loads the API, torch or
 matplotlib through this file.
@@ -15,8 +21,6 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["Explanation", "ExplanationFigure", "IMAGENET_MEAN", "IMAGENET_STD", "explain", "explain_many"]
-
 _LAZY = {
     "explain": ".apps.explain",
     "explain_many": ".apps.explain",
@@ -24,11 +28,23 @@ _LAZY = {
     "ExplanationFigure": ".apps.explain",
     "IMAGENET_MEAN": ".common.images",
     "IMAGENET_STD": ".common.images",
+    "read_eval_list": ".common.lists",
+    "get_class_set": ".class_names",
+    "build_clip_scorer": ".adapters.clip",
+    "load_sam": ".regions.sam",
+    "build_mask_generator": ".regions.sam",
+    "sam_label_map": ".regions.sam",
+    "build_tiny_sam": ".regions.sam",
 }
+__all__ = sorted(_LAZY)
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time, __getattr__ below
+    from .adapters.clip import build_clip_scorer  # noqa: F401
     from .apps.explain import Explanation, ExplanationFigure, explain, explain_many  # noqa: F401
+    from .class_names import get_class_set  # noqa: F401
     from .common.images import IMAGENET_MEAN, IMAGENET_STD  # noqa: F401
+    from .common.lists import read_eval_list  # noqa: F401
+    from .regions.sam import build_mask_generator, build_tiny_sam, load_sam, sam_label_map  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

@@ -8,9 +8,12 @@ the notebooks with their outputs. A failing cell fails the test with the cell an
 from __future__ import annotations
 
 import ast
+import importlib
 import importlib.util
 import re
 import shutil
+import sys
+import types
 from pathlib import Path
 
 import nbformat
@@ -22,6 +25,17 @@ TUTORIAL = ROOT / "tutorial"
 NOTEBOOKS = sorted(TUTORIAL.glob("*.ipynb"))
 NUMBER = r"(-?\d+\.\d+)"
 NO_FIGURES = ("smdl_multigpu",)  # a walk-through of commands and files
+
+# What a tutorial may import: the repository's public API, and the libraries a reader has anyway. Internals
+# (submodular_attribution.common, .records, .engine, .search, .regions, visualization.overlay, ...) are off limits.
+PUBLIC_MODULES = {
+    "submodular_attribution",         # import submodular_attribution as smdl: explain, explain_many, ... (__all__)
+    "submodular_attribution.shapes",  # the embedded default benchmark and model
+    "visualization",                  # figures (__all__)
+    "baseline_attribution",           # the baselines' REGISTRY, attribute, attribution_model
+}
+PUBLIC_PACKAGES = ("evals",)  # the evaluation layer: metric functions and command lines (docs/evaluation.md)
+LIBRARIES = {"numpy", "torch", "torchvision", "matplotlib", "PIL", "IPython", "open_clip"} | set(sys.stdlib_module_names)
 
 
 def _load_harness():
@@ -106,7 +120,11 @@ def check_sam_regions(text, nb, home):
         labels = np.load(path)
         assert labels.shape == (112, 112) and labels.max() >= 1
         assert np.array_equal(np.unique(labels), np.arange(labels.max() + 1))
-    assert "explained 2 images" in text
+    explained = re.findall(rf"(\d+) regions, insertion AUC {NUMBER}, deletion AUC {NUMBER}", text)
+    assert sorted(int(n) for n, _, _ in explained) == sorted(int(np.load(path).max()) + 1 for path in maps)
+    assert _in_unit_interval([(float(i), float(d)) for _, i, d in explained])
+    results = home / "submodular_results" / "tutorial-sam" / "vit_tiny"
+    assert len(list((results / "json").rglob("*.json"))) == 2  # saved, and read back by the evaluation:
     assert _in_unit_interval(_floats(rf"Insertion AUC Score: {NUMBER}", text) + _floats(rf"Deletion AUC Score: {NUMBER}", text))
     assert _figures(nb) == 1
 
@@ -153,6 +171,82 @@ CHECKS = {
     "smdl_error_analysis": check_error_analysis,
     "smdl_multigpu": check_multigpu,
 }
+
+
+def _ours(module: str) -> bool:
+    return module.split(".")[0] in {"submodular_attribution", "visualization", "baseline_attribution", "evals",
+                                     "utils", "tests", "SAM_mask_generate"}
+
+
+def _public(module: str) -> bool:
+    return module in PUBLIC_MODULES or module.split(".")[0] in PUBLIC_PACKAGES
+
+
+def _public_names(module: str) -> set[str]:
+    """A module's ``__all__``; without one, its names that are not private, not modules, and not
+    imported from outside it (``LoadedResult`` in an evals module is not the evals module's)."""
+    loaded = importlib.import_module(module)
+    if hasattr(loaded, "__all__"):
+        return set(loaded.__all__)
+    return {name for name, value in vars(loaded).items() if not name.startswith("_")
+            and not isinstance(value, types.ModuleType)
+            and (getattr(value, "__module__", None) or module).startswith(module)}
+
+
+def private_uses(source: str) -> list[str]:
+    """What a cell imports, or reaches through an imported module, that is not public."""
+    tree = ast.parse(source)
+    found, aliases = [], {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                module = alias.name
+                if _ours(module) and not _public(module):
+                    found.append(f"import {module}")
+                elif not _ours(module) and module.split(".")[0] not in LIBRARIES:
+                    found.append(f"import {module} (not a listed library)")
+                elif _ours(module):
+                    aliases[alias.asname or module.split(".")[0]] = module if alias.asname else module.split(".")[0]
+        elif isinstance(node, ast.ImportFrom):
+            module = "." * node.level + (node.module or "")
+            if node.level or (_ours(module) and not _public(module)):
+                found.append(f"from {module} import ...")
+            elif not _ours(module) and module.split(".")[0] not in LIBRARIES:
+                found.append(f"from {module} import ... (not a listed library)")
+            elif _ours(module):
+                names = _public_names(module)
+                found += [f"from {module} import {a.name}" for a in node.names if a.name not in names]
+    for node in ast.walk(tree):  # smdl.<name>: only what the module exports
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases:
+            module = aliases[node.value.id]
+            if _public(module) and node.attr not in _public_names(module):
+                found.append(f"{node.value.id}.{node.attr}")
+    return found
+
+
+def test_private_uses_are_found():
+    assert private_uses("import submodular_attribution as smdl\nsmdl.explain\nimport numpy, torch.nn") == []
+    assert private_uses("from submodular_attribution.common.lists import read_eval_list") == \
+        ["from submodular_attribution.common.lists import ..."]
+    assert private_uses("from submodular_attribution import search") == ["from submodular_attribution import search"]
+    assert private_uses("import visualization\nvisualization.overlay.region_borders") == ["visualization.overlay"]
+    assert private_uses("import utils") == ["import utils"]
+    assert private_uses("import sklearn") == ["import sklearn (not a listed library)"]
+    assert private_uses("from baseline_attribution import base") == ["from baseline_attribution import base"]
+    assert private_uses("from evals.saliency_metrics import mufidelity, _rank, LoadedResult") == \
+        ["from evals.saliency_metrics import _rank", "from evals.saliency_metrics import LoadedResult"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_uses_only_the_public_api(path):
+    """Tutorials teach the public API: ``smdl.explain``/``explain_many``, ``visualization``, the default
+    benchmark, the baselines' registry and the evaluation's functions and commands; nothing private."""
+    nb = nbformat.read(path, as_version=4)
+    found = {i: uses for i, cell in enumerate(nb.cells) if cell.cell_type == "code"
+             for uses in [private_uses(cell.source)] if uses}
+    assert not found, f"{path.name}: cell → private imports {found}"
+    code = "\n".join(cell.source for cell in nb.cells if cell.cell_type == "code")
+    assert "smdl.explain" in code or path.stem in NO_FIGURES  # explains through the API (multigpu: the scripts)
 
 
 # --------------------------------------------------------------------------- tests

@@ -16,10 +16,11 @@ import pytest
 from matplotlib.image import imread
 from PIL import Image
 
+import visualization
 from evals.auc import summarize_run
 from submodular_attribution.common.results import rank_map
 from tests.test_eval_auc import write_original, write_ours
-from visualization import draw_run
+from visualization import draw_run, heat_over_grey, save_maps_grid
 from visualization.animation import frame_counts
 from visualization.cli import main
 from visualization.folders import RunInfo, image_title
@@ -352,3 +353,104 @@ def test_benchmark_folder_mean_curves_and_map_grids(tmp_path, capsys):
     grid = imread(bench / "figures" / "grids" / "0" / "a.png")
     assert grid.ndim == 3 and grid.shape[1] > 1.5 * grid.shape[0]  # photo beside the map
     assert "(2 methods, 2 images)" in out and f"{bench / 'figures' / 'grids'}/<class>/<stem>.png" in out
+
+
+# ---------------------------------------------------------------- heat-maps over the photo's grey
+
+RED = np.zeros((32, 32, 3), dtype=np.uint8)
+RED[..., 0] = 255
+# Under "autumn", 1 is yellow (255, 255, 0) and 0 is red (255, 0, 0). Pure red's luminance is
+# 0.299 · 255 = 76.2, 76 as OpenCV rounds it. At alpha 0.6, the first region (heat 1) must read
+# 0.6 · (255, 255, 0) + 0.4 · 76 = (183.4, 183.4, 30.4) → (183, 183, 30): yellow over grey. Over the
+# colour photo it read 0.6 · (255, 255, 0) + 0.4 · (255, 0, 0) = (255, 153, 0): orange, which the
+# colour bar gives to 0.6, not to 1. Heat 0 gives 0.6 · (255, 0, 0) + 0.4 · 76 = (183, 30, 30).
+# The colour bar holds only (255, v, 0): no blend over grey (blue 30) can be mistaken for it.
+STYLE = {"colormap": "autumn", "alpha": 0.6}
+YELLOW_OVER_GREY, RED_OVER_GREY = (183, 183, 30), (183, 30, 30)
+
+
+def holds_colour(png: Path, rgb: tuple[int, int, int], tolerance: int = 1) -> bool:
+    """Whether some pixel of the PNG lies within ``tolerance`` of ``rgb`` in every channel."""
+    pixels = np.asarray(Image.open(png).convert("RGB")).astype(int)
+    return bool((np.abs(pixels - np.array(rgb)).max(-1) <= tolerance).any())
+
+
+def test_heat_over_grey_blends_the_colour_map_with_the_luminance():
+    photo = RED.copy()
+    blended = heat_over_grey(photo, np.ones((32, 32)), **STYLE)
+    assert blended.dtype == np.uint8 and blended.shape == (32, 32, 3)
+    assert (blended == YELLOW_OVER_GREY).all()
+    assert (heat_over_grey(photo, np.zeros((4, 4)), **STYLE) == RED_OVER_GREY).all()  # a small map is stretched
+    assert np.array_equal(photo, RED)  # the photo is not changed
+    # A grey photo is its own luminance; alpha 0 leaves it, alpha 1 is the colour map alone.
+    grey = np.full((2, 2, 3), 100, dtype=np.uint8)
+    assert (heat_over_grey(grey, np.ones((2, 2)), "autumn", 0.0) == 100).all()
+    assert (heat_over_grey(grey, np.ones((2, 2)), "autumn", 1.0) == (255, 255, 0)).all()
+    # No photo: the colour-mapped heat-map alone.
+    assert (heat_over_grey(None, np.full((2, 3), 0.5), "gray") == 128).all()
+    with pytest.raises(ValueError, match="uint8 RGB"):
+        heat_over_grey(RED.astype(float), np.ones((32, 32)))
+
+
+@pytest.fixture
+def spy(monkeypatch):
+    """Calls of heat_over_grey, wherever a figure module took it from."""
+    calls = []
+    real = visualization.canvas.heat_over_grey
+
+    def recording(image, heat, *args, **kwargs):
+        calls.append((None if image is None else np.array(image), np.array(heat)))
+        return real(image, heat, *args, **kwargs)
+
+    for module in ("overlay", "grid", "detection", "spectrogram"):
+        monkeypatch.setattr(f"visualization.{module}.heat_over_grey", recording)
+    return calls
+
+
+def test_the_command_line_figure_draws_through_heat_over_grey(tmp_path, capsys, spy):
+    run_dir, data = tmp_path / "run", tmp_path / "data"
+    write_run(run_dir, count=1)
+    data.mkdir()
+    Image.fromarray(RED).save(data / "img_0.png")
+    assert main(["--explanation-dir", str(run_dir), "--datasets", str(data), "--colormap", "autumn",
+                 "--alpha", "0.6"]) == 0
+    (photo, heat), = spy
+    assert np.array_equal(photo, RED) and heat.max() == 1.0
+    png = run_dir / "figures" / "explanations" / CLASS / "img_0.png"
+    assert holds_colour(png, YELLOW_OVER_GREY)
+
+
+def test_the_api_plot_draws_through_heat_over_grey(tmp_path, spy):
+    import torch
+
+    import submodular_attribution as smdl
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 2))
+    exp = smdl.explain(model, RED, target=0, division=LABELS, search="greedy", device="cpu")
+    png = exp.plot(tmp_path / "plot.png", **STYLE)
+    (photo, heat), = spy
+    assert np.array_equal(photo, RED) and np.array_equal(heat, exp.saliency)
+    assert holds_colour(png, YELLOW_OVER_GREY)
+
+
+def test_the_maps_grid_draws_through_heat_over_grey(tmp_path, spy):
+    """Pure blue: luminance 0.114 · 255 = 29.1, 29; a flat map is all 0 after min–max scaling, red
+    under autumn: 0.6 · (255, 0, 0) + 0.4 · 29 = (164.6, 11.6, 11.6) → (165, 12, 12). The photo's
+    own panel stays blue."""
+    blue = np.zeros((32, 32, 3), dtype=np.uint8)
+    blue[..., 2] = 255
+    png = save_maps_grid(blue, {"flat": np.full((7, 7), 0.3)}, tmp_path / "grid.png", **STYLE)
+    assert len(spy) == 1 and holds_colour(png, (165, 12, 12)) and holds_colour(png, (0, 0, 255))
+
+
+def test_no_figure_blends_a_heat_map_over_the_colour_photo_itself():
+    """Every overlay goes through heat_over_grey: no imshow(..., alpha=...) and no cv2.addWeighted."""
+    import ast
+
+    for path in sorted(Path(visualization.__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                assert node.func.attr != "addWeighted", path.name
+                if node.func.attr == "imshow":
+                    assert "alpha" not in {k.arg for k in node.keywords}, f"{path.name}:{node.lineno}"

@@ -51,7 +51,7 @@ def get_args_parser() -> argparse.ArgumentParser:
                        help=f"matplotlib colormap for heat-maps; keep it perceptually uniform (viridis, inferno, "
                             f"magma, cividis; default: {DEFAULT_COLORMAP})")
     style.add_argument("--alpha", type=float, default=DEFAULT_ALPHA,
-                       help=f"heat-map opacity over the photo, 0..1 (default: {DEFAULT_ALPHA})")
+                       help=f"heat-map opacity over the photo's greyscale copy, 0..1 (default: {DEFAULT_ALPHA})")
     return parser
 
 

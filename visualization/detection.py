@@ -3,9 +3,10 @@
     python -m visualization.detection --explanation-dir submodular_results/detection/slico-0.0-0.0-1.0-1.0-pending-samples-8
 
 For each result of a ``smdl_explanation_detection`` / ``smdl_explanation_grounding`` run: (a) the
-photo under the ordering heat-map ((N − rank)/N; 1 = first region) with the target box
-(``target_box_input``, green) and its class or phrase; (b) the first regions up to the best
-insertion score, rest black, with the box; (c) the insertion and deletion curves of the
+ordering heat-map ((N − rank)/N; 1 = first region) over a greyscale copy of the photo
+(:func:`~visualization.canvas.heat_over_grey`) with the target box (``target_box_input``, green)
+and its class or phrase; (b) the first regions up to the best insertion score in the photo's
+colours, rest black, with the box; (c) the insertion and deletion curves of the
 detection score (IoU × score) against area. Written to ``<out>/detection/<class>/<stem>.png``
 (default ``<folder>/figures/``). Photos are found as for ``python -m visualization``.
 """
@@ -16,7 +17,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
@@ -24,7 +24,7 @@ from submodular_attribution.common.curves import deletion_curve, insertion_curve
 from submodular_attribution.common.errors import run_reporting_input_errors
 from submodular_attribution.common.results import find_result_files, load_result, rank_map_saliency, result_rank_map
 
-from .canvas import check_style, save_figure
+from .canvas import check_style, colorize, colormap_scale, heat_over_grey, save_figure
 from .defaults import DEFAULT_ALPHA, DEFAULT_COLORMAP
 from .folders import find_photo, read_run_info
 from .overlay import plot_curves
@@ -56,13 +56,11 @@ def save_detection_figure(image: np.ndarray | None, result, out_path: str | Path
     fig = Figure(figsize=(13.5, 4.5))
     axes = fig.subplots(1, 3)
     heat = rank_map_saliency(ranks, n)
-    if image is not None:
-        axes[0].imshow(image)
-    shown = axes[0].imshow(heat, cmap=colormaps[colormap], alpha=alpha if image is not None else 1.0, vmin=0, vmax=1)
-    fig.colorbar(shown, ax=axes[0], fraction=0.046, pad=0.04, label="(N − rank)/N: 1 = first region")
+    axes[0].imshow(heat_over_grey(image, heat, colormap, alpha))
+    fig.colorbar(colormap_scale(colormap), ax=axes[0], fraction=0.046, pad=0.04, label="(N − rank)/N: 1 = first region")
     axes[0].set_title(f"ordering of {n} regions, score {float(record.get('org_score', ins_y[-1])):.3f}")
     keep = ranks < count
-    shown_image = image if image is not None else (colormaps[colormap](heat)[..., :3] * 255).astype(np.uint8)
+    shown_image = image if image is not None else colorize(heat, colormap)
     axes[1].imshow(np.where(keep[..., None], shown_image, 0).astype(np.uint8))
     axes[1].set_title(f"first {count} regions: area {ins_x[count]:.1%}, score {ins_y[count]:.3f}")
     for ax in axes[:2]:

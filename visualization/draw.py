@@ -5,7 +5,7 @@
 under ``out_dir`` (default ``<folder>/figures``):
 
 ==============================================  =============================================
-``explanations/<class>/<stem>.png``             heat-map over the photo, best region set, curves
+``explanations/<class>/<stem>.png``             heat-map over the photo in grey, best region set, curves
 ``mean_curves.png``                             mean insertion and deletion curves, SE bands
 ``animations/<class>/<stem>.gif`` (``.mp4``)    regions revealed in order, growing curve
 ``grids/<class>/<stem>.png``                    ``maps``: methods' saliency maps side by side
@@ -200,7 +200,7 @@ def draw_benchmark(bench_dir: str | Path, out_dir: str | Path | None = None, ima
                    verbose: bool = True) -> list[Path]:
     """Figures of an ``evals.benchmark`` folder: mean insertion and deletion curves per method
     with standard-error bands, and with ``maps`` one grid per image (the first ``images``)
-    comparing the methods' maps over the photo. ``gif``, ``mp4`` and ``max_frames`` apply to
+    comparing the methods' maps over the photo (in grey). ``gif``, ``mp4`` and ``max_frames`` apply to
     run folders only. Returns the written paths."""
     bench_dir = _folder(bench_dir)
     check_style(colormap, alpha)

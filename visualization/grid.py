@@ -5,12 +5,9 @@ from pathlib import Path
 from typing import Mapping
 
 import numpy as np
-from matplotlib import colormaps
-from matplotlib.cm import ScalarMappable
-from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
-from .canvas import save_figure
+from .canvas import colormap_scale, heat_over_grey, save_figure
 from .defaults import DEFAULT_ALPHA, DEFAULT_COLORMAP
 
 
@@ -23,10 +20,11 @@ def min_max(saliency: np.ndarray) -> np.ndarray:
 
 def save_maps_grid(photo: np.ndarray | None, maps: Mapping[str, np.ndarray | None], out_path: str | Path,
                    title: str | None = None, colormap: str = DEFAULT_COLORMAP, alpha: float = DEFAULT_ALPHA) -> Path:
-    """One PNG: the photo, then each method's map (min–max scaled, through ``colormap`` at
-    opacity ``alpha``) over it, one shared colour bar. photo: H×W×3 uint8 RGB or None (maps
-    drawn alone); maps: name → H'×W' array, stretched over the photo, or None (panel says
-    "no map"). Returns the written path."""
+    """One PNG: the photo in colour, then each method's map (min–max scaled, through ``colormap``
+    at opacity ``alpha``) over a greyscale copy of it (:func:`~visualization.canvas.heat_over_grey`),
+    one shared colour bar. photo: H×W×3 uint8 RGB or None (maps drawn alone); maps: name → H'×W'
+    array, stretched over the photo (bilinear), or None (panel says "no map"). Returns the
+    written path."""
     panels = len(maps) + 1
     fig = Figure(figsize=(3.0 * panels + 0.8, 3.4))
     axes = np.atleast_1d(fig.subplots(1, panels))
@@ -42,19 +40,15 @@ def save_maps_grid(photo: np.ndarray | None, maps: Mapping[str, np.ndarray | Non
     else:
         placeholder(axes[0], "photo not found")
     axes[0].set_title("photo")
-    extent = None if photo is None else (-0.5, photo.shape[1] - 0.5, photo.shape[0] - 0.5, -0.5)
     for ax, (name, saliency) in zip(axes[1:], maps.items()):
         ax.set_title(name)
         if saliency is None:
             placeholder(ax, "no map")
             continue
-        if photo is not None:
-            ax.imshow(photo)
-        ax.imshow(min_max(saliency), cmap=colormaps[colormap], vmin=0.0, vmax=1.0,
-                  alpha=alpha if photo is not None else 1.0, extent=extent)
+        ax.imshow(heat_over_grey(photo, min_max(saliency), colormap, alpha))
     for ax in axes:
         ax.set_axis_off()
-    fig.colorbar(ScalarMappable(Normalize(0.0, 1.0), colormaps[colormap]), ax=list(axes), fraction=0.02, pad=0.02,
+    fig.colorbar(colormap_scale(colormap), ax=list(axes), fraction=0.02, pad=0.02,
                  label="attribution, min–max scaled per map")
     if title:
         fig.suptitle(title)

@@ -9,13 +9,12 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
-from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from submodular_attribution.common.curves import deletion_curve, insertion_curve, trapezoid_auc
 from submodular_attribution.common.results import LoadedResult, rank_map_saliency, result_rank_map
 
-from .canvas import colorize, save_figure
+from .canvas import colorize, colormap_scale, heat_over_grey, save_figure
 from .defaults import DEFAULT_ALPHA, DEFAULT_COLORMAP
 
 AREA_GRID = np.linspace(0.0, 1.0, 101)
@@ -57,11 +56,13 @@ def save_explanation_figure(
 ) -> Path:
     """One PNG with three panels for one explained image.
 
-    (a) ``image`` under the ordering heat-map ((N − rank)/N through ``colormap`` at opacity
-        ``alpha``; 1, the brightest, is the first region) with region borders in white;
+    (a) the ordering heat-map ((N − rank)/N through ``colormap``; 1, the brightest, is the first
+        region) at opacity ``alpha`` over a greyscale copy of ``image``
+        (:func:`~visualization.canvas.heat_over_grey`, so its colours read as the colour bar
+        says), with region borders in white;
     (b) only the shortest prefix of the ordering whose insertion score (``consistency_score``)
         comes within ``tolerance`` of its maximum — or the first ``top_k`` regions when given —
-        the rest black;
+        in the photo's own colours, the rest black;
     (c) the insertion and deletion curves against area, with their AUCs in the legend.
 
     image: H×W×3 uint8 RGB, the same size as the result's regions, or None when the photo is
@@ -93,12 +94,10 @@ def save_explanation_figure(
     heat = rank_map_saliency(ranks, n)
     borders = np.zeros(ranks.shape + (4,))
     borders[region_borders(ranks)] = (1.0, 1.0, 1.0, 0.9)
-    if image is not None:
-        axes[0].imshow(image)
-    shown = axes[0].imshow(heat, cmap=colormaps[colormap], alpha=alpha if image is not None else 1.0,
-                           vmin=0.0, vmax=1.0)
+    axes[0].imshow(heat_over_grey(image, heat, colormap, alpha))
     axes[0].imshow(borders, interpolation="nearest")
-    fig.colorbar(shown, ax=axes[0], fraction=0.046, pad=0.04, label="(N − rank)/N: 1 = first region")
+    fig.colorbar(colormap_scale(colormap), ax=axes[0], fraction=0.046, pad=0.04,
+                 label="(N − rank)/N: 1 = first region")
     axes[0].set_title(f"ordering of {n} regions" + ("" if image is not None else " (photo not found)"))
 
     keep = ranks < count

@@ -5,9 +5,10 @@
 One PNG per clip (``<out>/<class>/<stem>.png``, default ``<RUN>/figures/spectrogram``), three
 panels with time in seconds and frequency in Hz (mel-spaced axis, :mod:`submodular_attribution.audio.features`):
 (a) the spectrogram in dBFS with the ground-truth event mask outlined when it lies beside the clip;
-(b) the ordering heat-map ((N − rank)/N, 1 = first region) over it, region borders, the first
-five regions numbered; (c) only the shortest prefix of the ordering whose insertion score comes
-within 0.01 of its maximum, the rest silent. ``python -m visualization`` draws the generic figures
+(b) the ordering heat-map ((N − rank)/N, 1 = first region) over it in grey
+(:func:`~visualization.canvas.heat_over_grey`), region borders, the first five regions numbered;
+(c) only the shortest prefix of the ordering whose insertion score comes within 0.01 of its
+maximum, the rest silent. ``python -m visualization`` draws the generic figures
 of the same run (spectrogram image, ordering, curves).
 """
 from __future__ import annotations
@@ -17,7 +18,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from submodular_attribution.audio.data import load_mask
@@ -26,7 +26,7 @@ from submodular_attribution.common.curves import insertion_curve
 from submodular_attribution.common.errors import InputError, run_reporting_input_errors
 from submodular_attribution.common.results import LoadedResult, iter_results, rank_map_saliency, result_rank_map
 
-from .canvas import save_figure
+from .canvas import colormap_scale, heat_over_grey, save_figure
 from .defaults import DEFAULT_ALPHA, DEFAULT_COLORMAP
 from .folders import find_photo, read_run_info
 from .overlay import region_borders
@@ -75,9 +75,8 @@ def save_spectrogram_figure(image: np.ndarray, result: LoadedResult, out_path: s
         axes[0].contour(np.asarray(mask, float), levels=[0.5], colors="cyan", linewidths=0.8)
     axes[0].set_title("log-mel spectrogram" + (" (cyan: event)" if mask is not None else ""))
 
-    axes[1].imshow(db, cmap="gray", vmin=db.min(), vmax=0.0, aspect="auto", interpolation="nearest")
-    heat = axes[1].imshow(rank_map_saliency(ranks, n), cmap=colormaps[colormap], alpha=alpha, vmin=0.0,
-                          vmax=1.0, aspect="auto", interpolation="nearest")
+    axes[1].imshow(heat_over_grey(image, rank_map_saliency(ranks, n), colormap, alpha), aspect="auto",
+                   interpolation="nearest")
     borders = np.zeros(ranks.shape + (4,))
     borders[region_borders(ranks)] = (1.0, 1.0, 1.0, 0.6)
     axes[1].imshow(borders, aspect="auto", interpolation="nearest")
@@ -85,7 +84,8 @@ def save_spectrogram_figure(image: np.ndarray, result: LoadedResult, out_path: s
         rows, cols = np.nonzero(ranks == rank)
         axes[1].text(cols.mean(), rows.mean(), str(rank + 1), color="white", ha="center", va="center",
                      fontsize=9, fontweight="bold")
-    fig.colorbar(heat, ax=axes[1], fraction=0.046, pad=0.04, label="(N − rank)/N: 1 = first region")
+    fig.colorbar(colormap_scale(colormap), ax=axes[1], fraction=0.046, pad=0.04,
+                 label="(N − rank)/N: 1 = first region")
     axes[1].set_title(f"ordering of {n} regions")
 
     kept = np.where(ranks < count, db, db.min())

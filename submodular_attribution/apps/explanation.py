@@ -89,10 +89,12 @@ class Explanation:
     def plot(self, path: str | os.PathLike | None = None, *, title: str | None = None,
              **options: Any) -> Path | ExplanationFigure:
         """The three-panel figure of :func:`visualization.overlay.save_explanation_figure`:
-        the ordering heat-map over the image, the smallest prefix reaching the best insertion
-        score (within ``tolerance``, default 0.01; or the first ``top_k`` regions), and both
-        curves. ``options`` go to that function (``top_k``, ``tolerance``, and its drawing
-        options such as ``colormap`` and ``alpha``).
+        the ordering heat-map over a greyscale copy of the image
+        (:func:`visualization.heat_over_grey`, so its colours read as the colour bar says), the
+        smallest prefix reaching the best insertion score (within ``tolerance``, default 0.01; or
+        the first ``top_k`` regions) in the image's colours, and both curves. ``options`` go to
+        that function (``top_k``, ``tolerance``, and its drawing options such as ``colormap``
+        and ``alpha``).
 
         With ``path``: writes the PNG there and returns the path. Without: returns an
         :class:`ExplanationFigure`, which displays inline in Jupyter (matplotlib's ``Figure``
