@@ -15,7 +15,7 @@ from typing import Callable, Mapping
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm  # not tqdm.auto: it warns in notebooks without ipywidgets
 
 from . import paths
 from .atomic import atomic_torch_save
