@@ -34,6 +34,7 @@ import torch
 
 from submodular_attribution.common import paths
 from submodular_attribution.common.atomic import ensure_dir
+from submodular_attribution.common.distributed import finish_rank
 from submodular_attribution.common.errors import InputError, run_reporting_input_errors
 from submodular_attribution.common.images import IMAGE_SUFFIXES, image_tensor
 from submodular_attribution.common.lists import ListItem, read_eval_list
@@ -174,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
     _check_options(args.method, model, options)
     report = run_items(todo, explain_item, run_dir=save_dir, desc=args.method, strict=args.strict,
                        show=ready.worker.is_main)
-    return report.exit_status
+    return finish_rank(report.exit_status, ready.worker)
 
 
 def _check_options(method: str, model, options: dict) -> None:

@@ -289,7 +289,8 @@ def test_default_folders_follow_the_current_directory(tmp_path, monkeypatch, cap
     with pytest.raises(SystemExit):
         smdl_explanation_shapes.main(["--help"])
     out = capsys.readouterr().out
-    assert f"{tmp_path}/ckpt/shapes_cnn.pt" in out and f"{tmp_path}/submodular_results/shapes-cnn" in out
+    assert f"{tmp_path}/submodular_results/shapes-cnn" in out and f"{tmp_path}/datasets/shapes" in out
+    assert f"{paths.EMBEDDED_DIR}/shapes_cnn.pt" in out  # the shipped weights, wherever the run is
     monkeypatch.setenv("SMDL_HOME", str(tmp_path / "home"))
     assert paths.results_dir() == tmp_path / "home" / "submodular_results"
 

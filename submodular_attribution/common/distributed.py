@@ -2,14 +2,18 @@
 
 Ranks share no state: each explains its own slice of the evaluation list and writes
 its own per-image files, so no process group is needed and a crashed rank costs only
-its unfinished images. Without torchrun this is a single process (rank 0 of 1).
+its unfinished images. They only count each other at the end (:func:`finish_rank`), so that
+a rank whose items partly failed does not stop the others. Without torchrun this is a single
+process (rank 0 of 1).
 """
 from __future__ import annotations
 
 import fcntl
 import os
+import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Sequence, TypeVar
 
@@ -65,3 +69,38 @@ def file_lock(path: str | Path):
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def finish_rank(status: int, worker: Worker | None = None) -> int:
+    """The exit status of a rank whose items ended with ``status`` (1: some failed). torchrun stops
+    all ranks of a machine as soon as one exits with a non-zero status, so under torchrun a rank
+    with failures exits with 0 while other ranks are still working, and the last rank to end exits
+    with 1 when any rank had failures. The ranks count through the store of torchrun's agent
+    (MASTER_ADDR:MASTER_PORT); a single process, or one that cannot reach the store, keeps
+    ``status``."""
+    worker = worker or current_worker()
+    if worker.world_size == 1 or os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        return status
+    from torch.distributed import TCPStore
+
+    prefix = f"smdl_attribution/attempt_{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}"
+    try:
+        store = TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), is_master=False,
+                         timeout=timedelta(seconds=60))
+        store.add(f"{prefix}/ranks_failed", 1 if status else 0)
+        last = store.add(f"{prefix}/ranks_ended", 1) == worker.world_size
+        failed = store.add(f"{prefix}/ranks_failed", 0)  # every rank that ended has counted itself
+    except (RuntimeError, OSError, ValueError) as err:  # the store's errors are RuntimeErrors
+        if status:
+            print(f"warning: rank {worker.rank} cannot reach torchrun's store ({err}); its status {status} "
+                  "makes torchrun stop the other ranks of this machine", file=sys.stderr)
+        return status
+    if not last:
+        if status:
+            print(f"rank {worker.rank}: exiting with status 0 while other ranks still work (torchrun would stop "
+                  "them); the last rank to end exits with status 1", file=sys.stderr)
+        return 0
+    if failed and not status:
+        print(f"rank {worker.rank}: the last rank to end; items of {failed} rank(s) failed (see failures.jsonl): "
+              "exiting with status 1", file=sys.stderr)
+    return max(status, 1 if failed else 0)

@@ -1,10 +1,14 @@
 """Evaluation lists: ``<relative path> <class index>`` lines, checked before any model loads."""
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Hashable, TypeVar
 
 from .errors import InputError
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -61,9 +65,27 @@ def select_range(items: list[ListItem], begin: int = 0, end: int | None = None) 
     return items[begin:end]
 
 
+def skip_repeated_lines(items: list[T], list_path: str | Path,
+                        key: Callable[[T], Hashable] = lambda item: (item.path, item.label),
+                        show: bool = True) -> list[T]:
+    """``items`` without the lines that repeat an earlier one (the same ``key``: path and class),
+    as lists assembled by scripts often do; each repeat is skipped with one ``note:`` line on
+    stderr naming both line numbers (when ``show``)."""
+    first: dict[Hashable, int] = {}
+    kept = []
+    for item in items:
+        seen = first.setdefault(key(item), item.line)
+        if seen == item.line:
+            kept.append(item)
+        elif show:
+            print(f"note: {list_path}:{item.line}: repeats line {seen} ({item.path}); skipped", file=sys.stderr)
+    return kept
+
+
 def check_items(items: list[ListItem], list_path: str | Path, num_classes: int | None = None) -> None:
     """Errors of the list itself, caught before any work: a class index outside the model's
-    classes, or two lines that would write the same ``<class>/<stem>`` output. (A missing or
+    classes, or two lines that would write the same ``<class>/<stem>`` output from different
+    files (a repeated line is skipped before, by :func:`skip_repeated_lines`). (A missing or
     unreadable image is a per-item failure, reported when its turn comes.)"""
     seen: dict[tuple[int, str], int] = {}
     for item in items:

@@ -4,7 +4,8 @@ bad item that never costs the others.
 :func:`run_items` calls ``work(item)`` for each item. A failure (a missing, truncated or
 unreadable image, or any error while explaining it) prints one line naming the file and the
 reason, is appended to ``<run_dir>/failures.jsonl``, and the loop goes on; ``strict=True``
-stops at the first one instead. Ctrl-C is never swallowed.
+stops at the first one instead. A full disk is no item's fault: it stops the loop with a
+:class:`~.errors.DiskFull`. Ctrl-C is never swallowed.
 """
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from typing import Any, Callable, Iterable, Iterator, Sequence, TextIO
 
 from tqdm import tqdm
 
-from .errors import InputError
+from .atomic import append_line, stopping_on_full_disk
+from .errors import InputError, disk_full
 from .lists import ListItem
 
 
@@ -90,13 +92,11 @@ def failure_reason(err: BaseException) -> str:
 
 
 def record_failure(run_dir: str | Path, item: ListItem, reason: str) -> None:
-    """Append one JSON line to ``<run_dir>/failures.jsonl``."""
-    path = Path(run_dir) / "failures.jsonl"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Append one JSON line to ``<run_dir>/failures.jsonl`` (whole lines, also when several
+    ranks append at once)."""
     entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "image": item.path, "class": item.label,
              "list_line": item.line, "reason": reason}
-    with open(path, "a") as handle:
-        handle.write(json.dumps(entry) + "\n")
+    append_line(Path(run_dir) / "failures.jsonl", json.dumps(entry))
 
 
 @dataclass(frozen=True)
@@ -119,7 +119,9 @@ def run_stream(entries: Iterable[tuple[ListItem, Any]], total: int,
                run_dir: str | Path, desc: str, strict: bool = False, show: bool = True) -> ItemReport:
     """``stream`` reads ``(item, payload)`` entries and yields ``(item, result)`` as each item
     finishes, in any order, an Exception as the result of an item that failed. Payloads that are
-    :class:`Failed` are failures of their items and never reach it."""
+    :class:`Failed` are failures of their items and never reach it. A result that is a full disk
+    raises a DiskFull instead (naming ``run_dir`` unless it names its folder): the items not yet
+    finished are not failures."""
     report = ItemReport()
     progress = Progress(total, desc, enabled=show)
 
@@ -141,12 +143,15 @@ def run_stream(entries: Iterable[tuple[ListItem, Any]], total: int,
                 yield item, payload
 
     try:
-        for item, result in stream(ready()):
-            if isinstance(result, Exception):
-                fail(item, failure_reason(result), result)
-            else:
-                report.results[item] = result
-            progress.update()
+        with stopping_on_full_disk(run_dir):
+            for item, result in stream(ready()):
+                if isinstance(result, Exception) and disk_full(result) is not None:
+                    raise result
+                if isinstance(result, Exception):
+                    fail(item, failure_reason(result), result)
+                else:
+                    report.results[item] = result
+                progress.update()
     finally:
         progress.close()
     if report.failures:
@@ -167,6 +172,8 @@ def run_groups(entries: Iterable[tuple[ListItem, Any]], total: int,
         try:
             results = work(pending)
         except Exception as err:  # noqa: BLE001 - one bad item must not cost the others
+            if disk_full(err) is not None:
+                raise  # nor does a full disk: run_stream stops
             if len(pending) == 1:
                 yield pending[0][0], err
             else:

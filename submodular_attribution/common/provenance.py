@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from .atomic import ensure_dir
+from .atomic import append_line, ensure_dir
 from .errors import InputError
 
 PACKAGE_DIR = Path(__file__).resolve().parents[2]
@@ -60,9 +60,7 @@ def write_provenance(run_dir: str | Path, arguments: dict) -> None:
         "package_version": package_version(),
         "git_commit": git_commit(),
     }
-    run_dir = ensure_dir(run_dir)
-    with open(run_dir / "runs.jsonl", "a") as handle:
-        handle.write(json.dumps(entry, default=str) + "\n")
+    append_line(ensure_dir(run_dir) / "runs.jsonl", json.dumps(entry, default=str))
 
 
 def check_same_setting(run_dir: str | Path, key: str, value, what: str) -> None:

@@ -9,6 +9,7 @@ N×H×W×3 uint8 images of the ordered regions, is read too.
 """
 from __future__ import annotations
 
+import glob
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,10 +103,19 @@ def cumulative_areas(npy: np.ndarray) -> np.ndarray:
 
 
 def save_result(run_dir: str | Path, class_name: str, stem: str, record: dict, ranks: np.ndarray) -> Path:
-    """npy first, JSON last: a JSON on disk means the image is finished."""
+    """npy first, JSON last: a JSON on disk means the image is finished. When the JSON cannot be
+    written (a full disk: DiskFull), the npy is removed too. Temporary files that a killed
+    process left while writing this image's files are removed first."""
     json_path, npy_path = result_paths(run_dir, class_name, stem)
+    for path in (npy_path, json_path):
+        for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+            leftover.unlink(missing_ok=True)
     atomic_save_npy(npy_path, ranks)
-    atomic_write_json(json_path, record)
+    try:
+        atomic_write_json(json_path, record)
+    except BaseException:
+        npy_path.unlink(missing_ok=True)
+        raise
     return json_path
 
 
