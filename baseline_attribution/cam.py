@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from submodular_attribution.common.hooks import capture
+
 from .base import AttributionModel, register
 
 __all__ = [
@@ -54,19 +56,9 @@ def _as_maps(model: AttributionModel, tensor: torch.Tensor) -> torch.Tensor:
 
 def _run_hooked(model: AttributionModel, layer: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(logits, layer output) of one forward pass; the hook lives only during the call."""
-    captured: list[torch.Tensor] = []
-
-    def keep(_module, _inputs, output):
-        captured.append(output[0] if isinstance(output, (tuple, list)) else output)
-
-    handle = layer.register_forward_hook(keep)
-    try:
+    with capture(layer, f"CAM layer {type(layer).__name__}") as seen:
         logits = model.logits(images)
-    finally:
-        handle.remove()
-    if len(captured) != 1:
-        raise RuntimeError(f"CAM layer {type(layer).__name__} ran {len(captured)} times in one forward pass (need 1)")
-    return logits, captured[0]
+    return logits, seen.one()
 
 
 def layer_activations_and_gradients(model: AttributionModel, images: torch.Tensor, targets: torch.Tensor,

@@ -16,6 +16,7 @@ from torch import nn
 
 from submodular_attribution.archs import BagNet, BcosResNet
 from submodular_attribution.common.errors import InputError
+from submodular_attribution.common.hooks import capture
 
 from .base import AttributionModel, register
 
@@ -86,15 +87,9 @@ def bcos(model: AttributionModel, images: torch.Tensor, targets: torch.Tensor) -
 
 def _network_input(model: AttributionModel, net: nn.Module, images: torch.Tensor) -> torch.Tensor:
     """The tensor ``net`` receives when the model scores ``images`` (the normalised image)."""
-    captured: list[torch.Tensor] = []
-    handle = net.register_forward_pre_hook(lambda _m, inputs: captured.append(inputs[0]))
-    try:
+    with capture(net, "bagnet: the BagNet", of="input") as seen:
         model.logits(images)
-    finally:
-        handle.remove()
-    if len(captured) != 1:
-        raise RuntimeError(f"bagnet: the BagNet ran {len(captured)} times in one forward pass")
-    return captured[0]
+    return seen.one()
 
 
 @torch.no_grad()

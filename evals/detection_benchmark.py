@@ -45,13 +45,14 @@ from baseline_attribution.base import attribute
 from baseline_attribution.drise import detection_attribution_model, drise
 from submodular_attribution.common import paths
 from submodular_attribution.common.atomic import atomic_write_text
+from submodular_attribution.common.checks import check_int, flag_errors
 from submodular_attribution.common.errors import InputError, run_reporting_input_errors
 from submodular_attribution.common.images import image_tensor, load_image_rgb
 from submodular_attribution.common.results import rank_map, rank_map_saliency
 from submodular_attribution.detection.scorer import DetectionScorer
 from submodular_attribution.detection.shapes_data import target_mask_path, write_detection_eval_set
 from submodular_attribution.detection.targets import check_boxes, read_detection_list, resolve_class, scale_box
-from submodular_attribution.detection_cli import DETECTION, SHAPES_LIST, WEIGHTS, build_detector
+from submodular_attribution.detection_cli import DETECTION, SHAPES_LIST, WEIGHTS, add_detector_arguments, build_detector
 from submodular_attribution.common.distributed import file_lock
 from submodular_attribution.models import resolve_device
 from submodular_attribution.regions import DivisionConfig, RegionDivider
@@ -74,13 +75,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=20, help="the first N targets of the list (the default list has 17)")
     p.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, from {', '.join(METHODS)}")
     p.add_argument("--search", default="bidirectional", help="the search of the 'smdl' row")
-    p.add_argument("--model", default="shapes", help="as smdl_explanation_detection's --model")
     p.add_argument("--checkpoint", default=str(paths.weights_file("shapes_detector.pt")))
-    p.add_argument("--num-classes", type=int, default=None)
-    p.add_argument("--class-names", default=None)
-    p.add_argument("--weights", default=None)
-    p.add_argument("--allow-download", action="store_true")
-    p.add_argument("--min-size", type=int, default=None)
+    add_detector_arguments(p)
     p.add_argument("--input-size", type=int, default=112, help="square side the images are resized to")
     p.add_argument("--region-size", type=int, default=16, help="SLICO region size at the input size (≈49 regions at 112)")
     p.add_argument("--drise-masks", type=int, default=1000)
@@ -112,8 +108,8 @@ def run(args: argparse.Namespace) -> int:
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise InputError(f"--methods: unknown {', '.join(unknown)} (choose from {', '.join(METHODS)})")
-    if args.limit < 1:
-        raise InputError(f"--limit must be ≥ 1, got {args.limit}")
+    with flag_errors():
+        check_int("--limit", args.limit, 1)
     device = resolve_device(args.device)
     if Path(args.eval_list).resolve() == (paths.home() / SHAPES_LIST).resolve():
         with file_lock(paths.home() / SHAPES_LIST):

@@ -28,6 +28,7 @@ import time
 import torch
 from torch import nn
 
+from .common.checks import check_int
 from .common.errors import InputError, run_reporting_input_errors
 from .engine import PRECISIONS, forward
 from .models import ClassifierScorer, model_input_space, resolve_device
@@ -188,8 +189,10 @@ def main(argv=None) -> int:
         parser.error(f"--regions: square numbers (a side×side grid), got {' '.join(map(str, args.regions))}")
     for flag, values in (("--batch-size", [args.batch_size]), ("--images-at-once", args.images_at_once),
                          ("--repeats", [args.repeats])):
-        if min(values) < 1:
-            parser.error(f"{flag} must be ≥ 1")
+        try:
+            check_int(flag, min(values), 1)
+        except ValueError as err:
+            parser.error(str(err))
     return run_reporting_input_errors(lambda: _run(args))
 
 

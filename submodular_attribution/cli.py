@@ -18,6 +18,8 @@ import torch
 
 from .common import paths
 from .common.atomic import ensure_dir
+from .common.checks import check_int, flag_errors
+from .common.distributed import finish_rank
 from .common.errors import InputError, run_reporting_input_errors
 from .common.images import image_tensor
 from .common.lists import ListItem
@@ -157,13 +159,10 @@ class SMDLSettings:
 
 def smdl_settings(task: SMDLTask, args: argparse.Namespace) -> SMDLSettings:
     """Typed settings from the parsed flags; λ not given take the task's published values."""
-    for name, option in OPTIONS.items():
-        value = getattr(args, name)
-        try:
-            if value is not None:
-                option.check(option.flag(name), value)
-        except (TypeError, ValueError) as err:
-            raise InputError(str(err)) from None
+    with flag_errors():
+        for name, option in OPTIONS.items():
+            if getattr(args, name) is not None:
+                option.check(option.flag(name), getattr(args, name))
     published = task.weights_by_search.get(args.search, task.weights).positional()
     lambdas = [published[i] if getattr(args, f"lambda{i + 1}") is None else getattr(args, f"lambda{i + 1}")
                for i in range(4)]
@@ -216,10 +215,9 @@ class RunOutcome:
 
 def check_speed(args: argparse.Namespace, division: DivisionConfig) -> int:
     """The number of loader processes to use; bad speed flags are input errors."""
-    if args.images_at_once < 1:
-        raise InputError(f"--images-at-once must be ≥ 1, got {args.images_at_once}")
-    if args.workers < 0:
-        raise InputError(f"--workers must be ≥ 0, got {args.workers}")
+    with flag_errors():
+        check_int("--images-at-once", args.images_at_once, 1)
+        check_int("--workers", args.workers, 0)
     if args.workers and division.name == "sam" and not division.sam_masks:
         return 0  # SAM runs on the device in the main process
     return args.workers
@@ -291,7 +289,7 @@ def run(task: SMDLTask, args: argparse.Namespace) -> RunOutcome:
                                              search=settings.search, options=settings.options,
                                              class_names=class_names)
                 save_result(run_dir, str(item.label), item.stem, record, ranks)
-            except Exception as err:  # noqa: BLE001 - e.g. a full disk: this item fails, the run goes on
+            except Exception as err:  # noqa: BLE001 - this item fails, the run goes on (a full disk: run_stream stops)
                 yield item, err
                 continue
             yield item, (trace.forward_passes, trace.org_score)
@@ -310,7 +308,7 @@ def run(task: SMDLTask, args: argparse.Namespace) -> RunOutcome:
 
 def main(task: SMDLTask, argv: Sequence[str] | None = None) -> int:
     args = get_args_parser(task).parse_args(argv)
-    return run_reporting_input_errors(lambda: run(task, args).report.exit_status)
+    return run_reporting_input_errors(lambda: finish_rank(run(task, args).report.exit_status))
 
 
 # Published face division: SLICO region size 15, ruler 40 at 112×112 (≈49 regions).

@@ -28,10 +28,10 @@ import torch
 from .cli import SMDLTask, add_smdl_arguments, check_speed, grid_fallback_warning, item_seed, smdl_settings
 from .common import paths
 from .common.atomic import ensure_dir
-from .common.distributed import current_worker, file_lock, shard
+from .common.distributed import current_worker, file_lock, finish_rank, shard
 from .common.errors import InputError, run_reporting_input_errors
 from .common.images import image_tensor, load_image_rgb
-from .common.lists import select_range
+from .common.lists import select_range, skip_repeated_lines
 from .common.prefetch import prefetched
 from .common.progress import ItemReport, run_groups
 from .common.provenance import check_resumable, write_provenance
@@ -39,7 +39,7 @@ from .common.results import is_finished, save_result
 from .detection.scorer import DetectionScorer
 from .detection.targets import (DetectionItem, check_boxes, read_detection_list, read_grounding_list, resolve_class,
                                 scale_box)
-from .families import ModelTask, read_class_names
+from .families import ModelTask, add_weights_and_names_arguments, read_class_names
 from .frontend import HelpFormatter, add_data_arguments, add_output_arguments, check_common, run_device
 from .objective import Weights
 from .records import build_record, run_folder_name
@@ -84,26 +84,25 @@ def _input_size(kind: Kind, model: str) -> int:
     return 112 if model == "shapes" else 640
 
 
-def _add_model_arguments(group: argparse._ArgumentGroup, kind: Kind, model: str) -> None:
+def add_detector_arguments(group: argparse._ArgumentGroup | argparse.ArgumentParser) -> None:
+    """The flags that choose the detector (read by :func:`build_detector`), except ``--checkpoint``."""
+    group.add_argument("--model", default=DETECTION.default_model,
+                       help="'shapes' (alias 'default': the embedded detector, trained at first use into "
+                            "ckpt/shapes_detector.pt) or a torchvision detection architecture "
+                            "(fasterrcnn_resnet50_fpn, retinanet_resnet50_fpn, fcos_resnet50_fpn, ssd300_vgg16, ...)")
+    add_weights_and_names_arguments(
+        group, arch_flag="--model", weights="DEFAULT, COCO_V1",
+        num_classes="torchvision models, counted as torchvision does: Faster R-CNN and SSD include the background",
+        names="the shapes names, or the published weights' categories",
+        names_use="for the results and figures, and so that list lines may name classes")
+    group.add_argument("--min-size", type=int, default=None,
+                       help="torchvision models: the shorter side their own transform resizes to "
+                            "(default: the architecture's, e.g. 800 for Faster R-CNN)")
+
+
+def _add_model_arguments(group: argparse._ArgumentGroup, kind: Kind) -> None:
     if kind is DETECTION:
-        group.add_argument("--model", default=kind.default_model,
-                           help="'shapes' (alias 'default': the embedded detector, trained at first use into "
-                                "ckpt/shapes_detector.pt) or a torchvision detection architecture "
-                                "(fasterrcnn_resnet50_fpn, retinanet_resnet50_fpn, fcos_resnet50_fpn, ssd300_vgg16, ...)")
-        group.add_argument("--num-classes", type=int, default=None,
-                           help="torchvision models with --checkpoint: classes of its head, as torchvision counts "
-                                "them (Faster R-CNN and SSD include the background)")
-        group.add_argument("--class-names", default=None, metavar="FILE",
-                           help="one class name per line, in label-id order, so lists may name classes "
-                                "(default: the shapes names, or the published weights' categories)")
-        group.add_argument("--weights", default=None, metavar="NAME",
-                           help="torchvision's published weights for --model (DEFAULT, COCO_V1, ...), read from the "
-                                "torch cache ($TORCH_HOME/hub/checkpoints) instead of --checkpoint")
-        group.add_argument("--allow-download", action="store_true",
-                           help="let --weights download weights that are not in the cache")
-        group.add_argument("--min-size", type=int, default=None,
-                           help="torchvision models: the shorter side their own transform resizes to "
-                                "(default: the architecture's, e.g. 800 for Faster R-CNN)")
+        add_detector_arguments(group)
     else:
         group.add_argument("--model", default=kind.default_model, choices=("grounding-dino",),
                            help="the model family (any AutoModelForZeroShotObjectDetection with Grounding DINO's "
@@ -124,7 +123,7 @@ def get_args_parser(kind: Kind, argv: Sequence[str] | None = None) -> argparse.A
     size = _input_size(kind, model)
     group.add_argument("--input-size", type=int, nargs="+", metavar="SIZE", default=[size, size],
                        help="images are resized to H W (or one side, square) and boxes scaled with them")
-    _add_model_arguments(group, kind, model)
+    _add_model_arguments(group, kind)
     run = parser.add_argument_group("run")
     add_output_arguments(run, f"results root (default: {paths.results_dir() / kind.save_dir})")
     run.add_argument("--device", default="auto", help="auto (one GPU per torchrun rank), cpu, cuda, cuda:1, ...")
@@ -199,7 +198,8 @@ def run(kind: Kind, args: argparse.Namespace) -> RunOutcome:
 
         with file_lock(paths.home() / SHAPES_LIST):
             write_detection_eval_set(Path(args.eval_list).parent)
-    items = select_range(kind.read_list(args.eval_list), args.begin, args.end)
+    items = skip_repeated_lines(select_range(kind.read_list(args.eval_list), args.begin, args.end), args.eval_list,
+                                key=lambda item: (item.path, item.box, item.query), show=worker.is_main)
     root = Path(args.datasets) if args.datasets else Path(args.eval_list).parent
     check_boxes(items, root, args.eval_list)
     items = shard(items, worker)
@@ -269,4 +269,4 @@ def run(kind: Kind, args: argparse.Namespace) -> RunOutcome:
 
 def main(kind: Kind, argv: Sequence[str] | None = None) -> int:
     args = get_args_parser(kind, argv).parse_args(argv)
-    return run_reporting_input_errors(lambda: run(kind, args).report.exit_status)
+    return run_reporting_input_errors(lambda: finish_rank(run(kind, args).report.exit_status))

@@ -18,6 +18,7 @@ from typing import Callable
 
 import torch
 
+from .common.checks import check_int
 from .models import ModelOutput, Scorer, model_input_space
 from .objective import Terms, edl_confidence, entropy_confidence
 
@@ -72,8 +73,7 @@ class SetEvaluator:
             raise ValueError(f"image must be 3×H×W, got shape {tuple(image.shape)}")
         if tuple(labels.shape) != tuple(image.shape[1:]):
             raise ValueError(f"label map {tuple(labels.shape)} does not match image {tuple(image.shape[1:])}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
+        check_int("batch_size", batch_size, 1)
         self.scorer = scorer
         self.device = scorer.device
         if not image.is_floating_point():

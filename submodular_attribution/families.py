@@ -103,10 +103,38 @@ class ModelTask:
         return None if self.eval_list is None else str(paths.home() / Path(self.eval_list))
 
 
-def add_download_argument(group: argparse._ArgumentGroup) -> None:
+def add_download_argument(group: argparse._ArgumentGroup, flags: str) -> None:
+    """``--allow-download``, for the published-weights ``flags`` (e.g. ``--weights/--pretrained``)."""
     group.add_argument("--allow-download", action="store_true",
-                       help="let --weights/--pretrained download weights that are not in the cache "
+                       help=f"let {flags} download weights that are not in the cache "
                             "(by default nothing is downloaded)")
+
+
+def add_class_names_argument(group: argparse._ArgumentGroup, use: str, default: str) -> None:
+    """``--class-names FILE`` (read by :func:`read_class_names`); ``use`` says what the names are
+    for, ``default`` whose names are used without the flag."""
+    group.add_argument("--class-names", default=None, metavar="FILE",
+                       help=f"file with one class name per line, in index order, {use} (default: {default})")
+
+
+def add_weights_and_names_arguments(group: argparse._ArgumentGroup, *, arch_flag: str, weights: str,
+                                    num_classes: str, names: str, names_use: str = "for the results and figures",
+                                    pretrained: str | None = None) -> None:
+    """The flags of a model that may run with published weights instead of ``--checkpoint``:
+    ``--num-classes`` (the checkpoint's head), ``--class-names``, ``--weights`` (torchvision's, for
+    the architecture ``arch_flag`` names; ``weights``: example names), ``--pretrained`` when
+    ``pretrained`` gives its help, and ``--allow-download``. ``num_classes`` and ``names`` say what
+    is used without ``--num-classes`` and ``--class-names``."""
+    published = "--weights/--pretrained" if pretrained is not None else "--weights"
+    group.add_argument("--num-classes", type=int, default=None,
+                       help=f"classes of the checkpoint's head ({num_classes}; with {published}: the weights' own)")
+    add_class_names_argument(group, names_use, names)
+    group.add_argument("--weights", default=None, metavar="NAME",
+                       help=f"torchvision's published weights for {arch_flag} ({weights}, ...), read from the torch "
+                            "cache ($TORCH_HOME/hub/checkpoints); --checkpoint is then not used")
+    if pretrained is not None:
+        group.add_argument("--pretrained", default=None, metavar="TAG", help=pretrained)
+    add_download_argument(group, published)
 
 
 def _task_names(names: Callable[[], list[str]]) -> list[str] | None:
@@ -139,15 +167,12 @@ def clip_model(*, name: str, description: str, model_name: str, checkpoint: str,
         group.add_argument("--model-name", default=model_name, help="open_clip architecture (ViT-L-14, ViT-B-32, RN101, ...)")
         group.add_argument("--class-set", default=class_set, choices=sorted(CLASS_SETS),
                            help="class names and prompt templates of the zero-shot head")
-        group.add_argument("--class-names", default=None,
-                           help="file with one class name per line, instead of --class-set's names")
-        group.add_argument("--semantic-cache", default=str(paths.ckpt_dir() / "semantic_features"),
-                           help="where text prototypes are cached")
+        _zero_shot_arguments(group, "--class-set's names")
         group.add_argument("--pretrained", default=None, metavar="TAG",
                            help="open_clip's published weights for --model-name (openai, laion2b_s34b_b79k, "
                                 "...), read from its cache (Hugging Face cache, ~/.cache/clip); --checkpoint is "
                                 "then not used")
-        add_download_argument(group)
+        add_download_argument(group, "--pretrained")
 
     def classes(args: argparse.Namespace) -> list[str]:
         from .class_names import CLASS_SETS
@@ -182,19 +207,11 @@ def classifier_model(*, name: str, description: str, arch: str, checkpoint: str,
                            help="torchvision name (resnet101, vit_b_16, ...), timm:<name>, keras:<name> (a file converted by "
                                 "convert_keras: keras:resnet101, keras:mobilenet_v2, keras:vgg19), or one of the "
                                 "attribution benchmark's fixup_resnet50, x_resnet50, x_vgg16, bcos_resnet50, bagnet33")
-        group.add_argument("--num-classes", type=int, default=None,
-                           help=f"classes of the checkpoint's head (default: {num_classes}; "
-                                "with --weights/--pretrained: the weights' own)")
-        group.add_argument("--class-names", default=None, metavar="FILE",
-                           help="file with one class name per line, in index order, for the results and figures "
-                                "(default: the task's or the published weights' names)")
-        group.add_argument("--weights", default=None, metavar="NAME",
-                           help="torchvision's published weights for --arch (IMAGENET1K_V2, DEFAULT, ...), read from "
-                                "the torch cache ($TORCH_HOME/hub/checkpoints); --checkpoint is then not used")
-        group.add_argument("--pretrained", default=None, metavar="TAG",
-                           help="timm:<name> only: timm's published weights (a tag such as augreg_in21k_ft_in1k, "
-                                "or default), read from the Hugging Face cache; --checkpoint is then not used")
-        add_download_argument(group)
+        add_weights_and_names_arguments(
+            group, arch_flag="--arch", weights="IMAGENET1K_V2, DEFAULT", num_classes=f"default: {num_classes}",
+            names="the task's or the published weights' names",
+            pretrained="timm:<name> only: timm's published weights (a tag such as augreg_in21k_ft_in1k, or default), "
+                       "read from the Hugging Face cache; --checkpoint is then not used")
         if uncertainty:
             group.add_argument("--uncertainty-head", default=None, metavar="FILE",
                                help="evidential network (cub-resnet101-edl.pth); enables the EDL confidence term")
@@ -259,9 +276,9 @@ def face_model(*, name: str, description: str, checkpoint: str, prototypes: str 
                      checkpoint=checkpoint, add_arguments=add_arguments)
 
 
-def _zero_shot_arguments(group: argparse._ArgumentGroup, what: str) -> None:
-    group.add_argument("--class-names", default=None, metavar="FILE",
-                       help=f"file with one class name per line, in index order, instead of the task's {what} names")
+def _zero_shot_arguments(group: argparse._ArgumentGroup, names: str) -> None:
+    """``--class-names`` (``names``: whose are used without it) and ``--semantic-cache``."""
+    add_class_names_argument(group, "naming the classes to score, one text prototype each", names)
     group.add_argument("--semantic-cache", default=str(paths.ckpt_dir() / "semantic_features"),
                        help="where text prototypes are cached")
 
@@ -308,7 +325,7 @@ def imagebind_model(*, name: str, description: str, modality: str, checkpoint: s
         load_input, input_size = spectrogram_image, IMAGE_SIZE
     return ModelTask(smdl=smdl, name=name, description=description, build_scorer=build, input_size=input_size,
                      checkpoint=checkpoint, add_arguments=lambda group: _zero_shot_arguments(
-                         group, "VGGSound" if modality == "audio" else "ImageNet"),
+                         group, f"the task's {'VGGSound' if modality == 'audio' else 'ImageNet'} names"),
                      class_names=classes, load_input=load_input)
 
 
@@ -336,7 +353,8 @@ def languagebind_model(*, name: str, description: str, checkpoint: str = "Langua
                                          cache_dir=args.semantic_cache)
 
     return ModelTask(smdl=smdl, name=name, description=description, build_scorer=build, input_size=(224, 224),
-                     checkpoint=checkpoint, add_arguments=lambda group: _zero_shot_arguments(group, "ImageNet"),
+                     checkpoint=checkpoint,
+                     add_arguments=lambda group: _zero_shot_arguments(group, "the task's ImageNet names"),
                      class_names=classes)
 
 

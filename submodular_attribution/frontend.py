@@ -16,9 +16,10 @@ from typing import Sequence
 
 import torch
 
+from .common.checks import check_int, flag_errors
 from .common.distributed import Worker, current_worker, shard, worker_device
 from .common.errors import InputError
-from .common.lists import ListItem, check_items, read_eval_list, select_range
+from .common.lists import ListItem, check_items, read_eval_list, select_range, skip_repeated_lines
 from .models import Scorer, resolve_device
 from .tasks import ALIASES, TASK_NAMES, ModelTask, get_model_task
 
@@ -111,8 +112,8 @@ def check_common(args: argparse.Namespace) -> argparse.Namespace:
     if args.eval_list is None:
         raise InputError("--eval-list is required for this task")
     args.input_size = list(input_size(args.input_size))
-    if args.batch_size < 1:
-        raise InputError(f"--batch-size must be ≥ 1, got {args.batch_size}")
+    with flag_errors():
+        check_int("--batch-size", args.batch_size, 1)
     return args
 
 
@@ -134,9 +135,11 @@ class Prepared(Plan):
     scorer: Scorer | None = None
 
 
-def read_items(args: argparse.Namespace) -> tuple[list[ListItem], Path]:
-    """The ``--begin/--end`` slice of the list and the image root; list errors stop here."""
-    items = select_range(read_eval_list(args.eval_list), args.begin, args.end)
+def read_items(args: argparse.Namespace, show: bool = True) -> tuple[list[ListItem], Path]:
+    """The ``--begin/--end`` slice of the list, its repeated lines skipped (with a note when
+    ``show``), and the image root; list errors stop here."""
+    items = skip_repeated_lines(select_range(read_eval_list(args.eval_list), args.begin, args.end),
+                                args.eval_list, show=show)
     check_items(items, args.eval_list)
     root = Path(args.datasets) if args.datasets else Path(args.eval_list).parent
     return items, root
@@ -153,8 +156,8 @@ def plan_run(task: ModelTask, args: argparse.Namespace) -> Plan:
     if task.prepare is not None:
         task.prepare(args)
     torch.manual_seed(args.seed)
-    items, root = read_items(args)
     worker = current_worker()
+    items, root = read_items(args, show=worker.is_main)
     items = shard(items, worker)  # by position, before skipping finished ones: disjoint across ranks
     return Plan(items, root, worker, run_device(args, worker))
 

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from .common.errors import InputError
+from .common.hooks import capture
 
 
 @dataclass(frozen=True)
@@ -157,15 +158,9 @@ class ClassifierScorer:
                 raise TypeError(f"{type(self.net).__name__}: no embedding layer to take a representation from")
             features = self.net.forward_features(self.model_input(images))
         else:
-            captured: list[torch.Tensor] = []
-            handle = self.embedding_layer.register_forward_pre_hook(lambda _m, inputs: captured.append(inputs[0]))
-            try:
+            with capture(self.embedding_layer, "embedding layer", of="input") as seen:
                 self.logits(images)
-            finally:
-                handle.remove()
-            if len(captured) != 1:
-                raise RuntimeError(f"embedding layer ran {len(captured)} times in one forward pass")
-            features = captured[0]
+            features = seen.one()
         return features.mean(dim=(2, 3)) if features.ndim == 4 else features.flatten(1)
 
     def __call__(self, images: torch.Tensor) -> ModelOutput:

@@ -20,6 +20,7 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 import torch
 
+from .common.checks import check_int
 from .engine import RowSource, SetEvaluator, SetRequest, SetScores, Singles, embeddings_of, forward_rows
 from .models import ModelOutput, Scorer
 from .objective import Weights, angular_distances, effectiveness
@@ -189,8 +190,7 @@ def explain_stream(
     on. A trace's ``seconds`` is its own set-up plus its share of each round it was in, so
     they sum to the stream's time. Results equal one image at a time.
     """
-    if at_once < 1:
-        raise ValueError(f"at_once must be ≥ 1, got {at_once}")
+    check_int("at_once", at_once, 1)
     source, active = iter(images), []
     most = max(at_once, batch_size // 2)  # each image adds ≥ 2 rows to a round: batch/2 of them fill a batch
 

@@ -44,12 +44,12 @@ Registered searches (F = the objective; "scores c" = evaluates F(S ∪ {c})):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from numbers import Integral, Real
 from typing import Any, Callable, Generator
 
 import numpy as np
 import torch
 
+from .common.checks import check_int, check_number
 from .engine import SetScores
 from .objective import Weights, effectiveness, effectiveness_added, without_diagonal
 
@@ -212,8 +212,7 @@ def _bidirectional(ctx: SearchContext, pending_samples: int, lazy_top: int | Non
     """LIMA's search; with ``lazy_top``, forward steps after the first score only the
     ``lazy_top`` candidates with the best last known F, and the backward step's pool is the
     ``pending_samples`` lowest by last known F among those not just chosen."""
-    if pending_samples < 1:
-        raise ValueError(f"pending_samples must be ≥ 1, got {pending_samples}")
+    check_int("pending_samples", pending_samples, 1)
     n = ctx.num_regions
     remaining = torch.ones(n, dtype=torch.bool, device=ctx.device)
     selected, removed = ctx.empty(), ctx.empty()
@@ -410,11 +409,7 @@ class Option:
 
     def check(self, label: str, value: Any) -> None:
         """TypeError (wrong type) or ValueError (below the minimum) naming ``label``."""
-        kinds = Integral if self.type is int else Real
-        if isinstance(value, bool) or not isinstance(value, kinds):
-            raise TypeError(f"{label} must be {'an integer' if self.type is int else 'a number'}, got {value!r}")
-        if value < self.minimum:
-            raise ValueError(f"{label} must be ≥ {self.minimum}, got {value}")
+        (check_int if self.type is int else check_number)(label, value, self.minimum)
 
 
 OPTIONS: dict[str, Option] = {
@@ -423,8 +418,9 @@ OPTIONS: dict[str, Option] = {
                             minimum=0),
     "lazy_top": Option(int, 10, "lazy searches: candidates re-scored per step, the best by last known score"),
     "exact_steps": Option(int, 1, "lazy: first steps that score every candidate, as exact greedy"),
-    "early_top": Option(int, 0, "lazy: candidates re-scored per step during the early steps (0: lazy_top)"),
-    "early_steps": Option(int, 0, "lazy: steps after the exact ones that re-score early_top candidates"),
+    "early_top": Option(int, 0, "lazy: candidates re-scored per step during the early steps (0: lazy_top)",
+                        minimum=0),
+    "early_steps": Option(int, 0, "lazy: steps after the exact ones that re-score early_top candidates", minimum=0),
     "subset_size": Option(int, 8, "stochastic: random candidates scored per step"),
     "saturation": Option(float, 1.0, "staged: exact steps until no region raises p_t of the insertion image by this "
                                       "over N (N regions)", minimum=0),

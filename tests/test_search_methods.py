@@ -160,6 +160,19 @@ def test_staged_rejects_bad_options():
             explain(scorer, image, labels, 1, WEIGHTS[0], search="staged", options=options)
 
 
+def test_option_checks_accept_what_the_searches_accept():
+    """Regression: early_top and early_steps default to 0, which the lazy search takes, but their
+    option checks (the API's keywords, the CLI's --early-top/--early-steps) asked for ≥ 1."""
+    from submodular_attribution.search_methods import OPTIONS
+
+    for name in ("early_top", "early_steps", "refresh_every"):
+        OPTIONS[name].check(name, 0)
+    with pytest.raises(ValueError, match="early_top must be ≥ 0, got -1"):
+        OPTIONS["early_top"].check("early_top", -1)
+    with pytest.raises(TypeError, match="lazy_top must be an integer, got 2.0"):
+        OPTIONS["lazy_top"].check("lazy_top", 2.0)
+
+
 def test_region_groups_are_connected_and_cover_every_region():
     labels = torch.arange(36).reshape(6, 6)
     groups = region_groups(labels, 4)

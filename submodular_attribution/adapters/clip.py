@@ -369,6 +369,9 @@ class ZeroShotCLIPScorer:
     term (which only looks at angles). Images are ``B×3×H×W`` RGB in [0, 1] on ``device``; they are
     normalised with ``mean``/``std`` and, if ``image_size`` is given and differs from ``H×W``,
     resized bilinearly to it first (ViTs only accept their training resolution).
+
+    Other zero-shot towers (ImageBind, LanguageBind) are subclasses that override
+    :meth:`encode_image`, and :meth:`preprocess` where their input differs.
     """
 
     def __init__(self, model: nn.Module, prototypes: torch.Tensor, mean: Sequence[float],
@@ -391,13 +394,21 @@ class ZeroShotCLIPScorer:
         self.logit_scale = float(logit_scale)
         self.image_size = None if image_size is None else _pair(image_size)
 
-    def embed(self, images: torch.Tensor) -> torch.Tensor:
-        """L2-normalised image embeddings ``B×D`` of RGB [0, 1] images."""
+    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        """The encoder's input for ``B×3×H×W`` RGB [0, 1] images: float32 on ``device``, resized
+        to ``image_size`` (when given and different) and normalised with ``mean``/``std``."""
         x = images.to(self.device, torch.float32)
         if self.image_size is not None and tuple(x.shape[-2:]) != self.image_size:
             x = F.interpolate(x, size=self.image_size, mode="bilinear", align_corners=False)
-        x = (x - self.mean) / self.std
-        return F.normalize(self.model.encode_image(x).float(), dim=-1)
+        return (x - self.mean) / self.std
+
+    def encode_image(self, x: torch.Tensor) -> torch.Tensor:
+        """The model's ``B×D`` embeddings of :meth:`preprocess`'s output, not yet normalised."""
+        return self.model.encode_image(x)
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """L2-normalised embeddings ``B×D`` of RGB [0, 1] images."""
+        return F.normalize(self.encode_image(self.preprocess(images)).float(), dim=-1)
 
     @property
     def attribution_module(self) -> nn.Module:

@@ -55,7 +55,6 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..common.checkpoints import load_weights
@@ -179,18 +178,18 @@ class ImageBindScorer(ZeroShotCLIPScorer):
         super().__init__(model, prototypes, OPENAI_MEAN, OPENAI_STD, device, logit_scale=logit_scale,
                          image_size=image_size)
 
-    def _prepare(self, images: torch.Tensor) -> torch.Tensor:
-        x = images.to(self.device, torch.float32)
+    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        """Vision: as CLIP's (224×224, OpenAI mean/std); audio: ``B×3×128×204`` spectrogram images
+        back to normalised log-mel, ``B×3×1×128×204``."""
         if self.modality == "vision":
-            if tuple(x.shape[-2:]) != self.image_size:
-                x = F.interpolate(x, size=self.image_size, mode="bilinear", align_corners=False)
-            return (x - self.mean) / self.std
+            return super().preprocess(images)
+        x = images.to(self.device, torch.float32)
         if x.shape[1:] != (imagebind_audio.CLIPS_PER_VIDEO, *imagebind_audio.IMAGE_SIZE):
             raise ValueError(f"ImageBind audio expects B×3×128×204 spectrogram images, got {tuple(x.shape)}")
         return imagebind_audio.normalise(imagebind_audio.image_to_fbank(x))[:, :, None]
 
-    def embed(self, images: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.model({self.key: self._prepare(images)})[self.key].float(), dim=-1)
+    def encode_image(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model({self.key: x})[self.key]
 
     @property
     def attribution_module(self) -> nn.Module:

@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..common.checkpoints import load_state, read_tensor_file
@@ -158,13 +157,8 @@ class LanguageBindScorer(ZeroShotCLIPScorer):
     """Zero-shot LanguageBind image tower as a :class:`~submodular_attribution.models.Scorer`
     (see the module docstring); ``embeddings`` are the unit image embeddings."""
 
-    def embed(self, images: torch.Tensor) -> torch.Tensor:
-        x = images.to(self.device, torch.float32)
-        if tuple(x.shape[-2:]) != self.image_size:
-            x = F.interpolate(x, size=self.image_size, mode="bilinear", align_corners=False)
-        x = (x - self.mean) / self.std
-        pooled = self.model.vision_model(pixel_values=x)[1]
-        return F.normalize(self.model.visual_projection(pooled).float(), dim=-1)
+    def encode_image(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.visual_projection(self.model.vision_model(pixel_values=x)[1])
 
     @property
     def attribution_module(self) -> nn.Module:

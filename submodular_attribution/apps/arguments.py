@@ -10,7 +10,7 @@ import os
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from numbers import Integral, Real
+from numbers import Integral
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from ..adapters.classifier import _pooled_probe, find_classifier_layer
+from ..common.checks import check_int, check_number
 from ..common.errors import InputError
 from ..common.images import image_tensor, load_image_rgb
 from ..models import ClassifierScorer, Scorer
@@ -125,18 +126,7 @@ def check_weights(weights: Any) -> Weights:
     else:
         raise TypeError(f"weights must be a Weights or a dict of {', '.join(POSITIONAL_ORDER)}, "
                         f"got {type(weights).__name__}")
-    for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
-            raise ValueError(f"weights: {name} must be a finite number, got {value!r}")
-    return Weights(**{name: float(value) for name, value in values.items()})
-
-
-def check_int(argument: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise TypeError(f"{argument} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{argument} must be ≥ {minimum}, got {value}")
-    return int(value)
+    return Weights(**{name: check_number(f"weights: {name}", value, finite=True) for name, value in values.items()})
 
 
 def check_search_options(search: Any, options: Mapping | None, extra: Mapping) -> dict:

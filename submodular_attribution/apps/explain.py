@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..common.checks import check_int
 from ..common.curves import deletion_curve, image_aucs, insertion_curve
 from ..common.results import LoadedResult, rank_map_saliency
 from ..engine import PRECISIONS
@@ -37,7 +38,7 @@ from ..search import SearchTrace
 from ..search import explain_many as _search_many
 
 from .arguments import (DEFAULT_MEAN, DEFAULT_NUM_REGIONS, DEFAULT_STD, DEFAULT_WEIGHTS, ApiInput, ApiRegions,
-                        check_input_size, check_int, check_search_options, check_target, check_weights, prepare_image,
+                        check_input_size, check_search_options, check_target, check_weights, prepare_image,
                         region_divider, scorer_for)
 from .explanation import Explanation, ExplanationFigure
 

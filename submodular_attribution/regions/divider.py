@@ -12,6 +12,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ..common.checks import check_int, flag_errors
 from ..common.errors import InputError
 from ..common.lists import ListItem
 from ..common.maps import read_map
@@ -50,9 +51,8 @@ class DivisionConfig:
         """The same division with ``num_regions`` turned into this mode's size parameter."""
         if self.num_regions is None:
             return self
-        k = self.num_regions
-        if k < 2:
-            raise InputError(f"--num-regions must be ≥ 2, got {k}")
+        with flag_errors():
+            k = check_int("--num-regions", self.num_regions, 2)
         height, width = input_size
         if self.name in ("slico", "grid"):
             return replace(self, region_size=max(1, round(math.sqrt(height * width / k))), num_regions=None)
@@ -89,8 +89,8 @@ class RegionDivider:
             raise InputError("--division sam needs --sam-masks DIR (made by SAM_mask_generate.py) or --sam-checkpoint")
         if config.name == "prior" and not config.prior_dir:
             raise InputError("--division prior needs --prior-dir DIR (made by baseline_attribution.generate_explanation_maps)")
-        if config.region_size < 1:
-            raise InputError(f"--region-size must be ≥ 1, got {config.region_size}")
+        with flag_errors():
+            check_int("--region-size", config.region_size, 1)
         self.input_size = (int(input_size[0]), int(input_size[1]))
         self.config = config.resolved(self.input_size)
         self.device = device
