@@ -2,8 +2,8 @@
 
     python -m evals.benchmark_search [--models cnn vit] [--regions 49 100] [--num-images 20]
 
-On the embedded default benchmark (its CNN, and a small ViT trained on the same data at first
-use; both cached under ``ckpt/``), with SLICO divisions of about N regions at 112×112 and the
+On the embedded default benchmark (its CNN, and a small ViT trained on the same data; both
+shipped in ``ckpt/embedded/``), with SLICO divisions of about N regions at 112×112 and the
 published single-modal λ (0.01, 0, 20, 5), each search orders the same images. One table per
 (model, N):
 
@@ -63,7 +63,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m evals.benchmark_search", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--models", nargs="+", default=list(ARCHITECTURES), choices=ARCHITECTURES,
-                        help="default-benchmark models (trained at first use)")
+                        help="default-benchmark models (shipped in ckpt/embedded/)")
     parser.add_argument("--regions", type=int, nargs="+", default=[49, 100], help="about N SLICO regions")
     parser.add_argument("--searches", default=",".join(DEFAULT_SEARCHES),
                         help=f"comma-separated, from {', '.join(SEARCHES)}; greedy is the reference")

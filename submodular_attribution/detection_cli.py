@@ -87,8 +87,8 @@ def _input_size(kind: Kind, model: str) -> int:
 def add_detector_arguments(group: argparse._ArgumentGroup | argparse.ArgumentParser) -> None:
     """The flags that choose the detector (read by :func:`build_detector`), except ``--checkpoint``."""
     group.add_argument("--model", default=DETECTION.default_model,
-                       help="'shapes' (alias 'default': the embedded detector, trained at first use into "
-                            "ckpt/shapes_detector.pt) or a torchvision detection architecture "
+                       help="'shapes' (alias 'default': the embedded detector shipped as "
+                            "ckpt/embedded/shapes_detector.pt) or a torchvision detection architecture "
                             "(fasterrcnn_resnet50_fpn, retinanet_resnet50_fpn, fcos_resnet50_fpn, ssd300_vgg16, ...)")
     add_weights_and_names_arguments(
         group, arch_flag="--model", weights="DEFAULT, COCO_V1",

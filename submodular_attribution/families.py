@@ -365,8 +365,8 @@ AUDIO_LIST = "datasets/audio/eval_list.txt"
 def embedded_model(*, name: str, description: str, module: Callable[[], Any], checkpoint: str, eval_list: str,
                    input_size: tuple[int, int], load_input: Callable | None = None) -> ModelTask:
     """A default that needs no download. ``module()`` imports its package (``shapes``, ``audio``),
-    which writes the evaluation set at first use (``write_eval_set``), trains the model once
-    (``load_or_train_default``, cached at the checkpoint) and gives ``build_scorer`` and
+    which writes the evaluation set at first use (``write_eval_set``), loads the model
+    (``load_or_train_default``: the shipped file, or one trained once where it is absent) and gives ``build_scorer`` and
     ``CLASS_NAMES``; imported on use, so listing tasks imports no model."""
 
     def build(args: argparse.Namespace, device: torch.device, embeddings: bool):
@@ -389,7 +389,7 @@ def embedded_model(*, name: str, description: str, module: Callable[[], Any], ch
 
 
 def shapes_model() -> ModelTask:
-    """The embedded default: synthetic shapes over real photos and a small CNN trained at first use."""
+    """The embedded default: synthetic shapes over real photos and a small CNN (shipped)."""
     from .shapes import IMAGE_SIZE
 
     def module():
@@ -404,7 +404,7 @@ def shapes_model() -> ModelTask:
 
 def audio_model() -> ModelTask:
     """The embedded audio default: synthetic clips (one time–frequency event over real-looking
-    background noise), their 80×80 log-mel spectrogram images, a small CNN trained at first use."""
+    background noise), their 80×80 log-mel spectrogram images, a small CNN (shipped)."""
     from .audio.features import IMAGE_SHAPE, load_spectrogram_image
 
     def module():

@@ -7,7 +7,7 @@ Each list item is a 16 kHz WAV file (other formats need ``soundfile``); the task
 bands × 25-ms frames, low frequencies at the bottom, [0, 1] between -80 and 0 dBFS:
 :mod:`submodular_attribution.audio.features`), so a removed region is silence. With the default
 ``--eval-list`` it writes the evaluation clips and their event masks under ``datasets/audio/``;
-with the default ``--checkpoint`` it trains the CNN once (about a minute on CPU) into ``ckpt/``.
+with the default ``--checkpoint`` it loads the shipped CNN (``ckpt/embedded/audio_cnn.pt``).
 
 Regions: a time × frequency grid of 10-px cells, 8 × 8 = 64 patches (``--region-size 10`` or
 ``--num-regions 64``); the published 10 × 10 grid is ``--region-size 8`` (``--num-regions 100``);

@@ -1,6 +1,6 @@
 """``make demo``: the whole pipeline on the embedded default, end to end on CPU.
 
-Trains (or loads) the shapes CNN, explains the default evaluation images with exact greedy,
+Loads the shipped shapes CNN, explains the default evaluation images with exact greedy,
 the bidirectional search, the staged and fast searches and a random ordering of the same
 regions, evaluates each result folder, prints one table, and writes figures; then compares SMDL with a few
 baseline methods on every metric (``evals.benchmark``). Reruns reuse finished results.
