@@ -7,6 +7,12 @@ go to the smaller mask, masks under the area floor are dropped, uncovered pixels
 residual region). Each division is saved as an H×W int16 label map at
 ``<save-dir>/<class>/<stem>.npy``, atomically; existing files are skipped, so a rerun resumes.
 
+``--format original`` writes the original SMDL-Attribution layout instead, for its scripts:
+``<save-dir>/<relative path>.npy``, an N×H×W×3 uint8 array of BGR element images at the image's
+own resolution (one per region, the last the remainder). The SMDL scripts here read both
+(``--sam-masks``/``--sam-mask-dir``). ``--image-dir`` and ``--image-file`` are the original's
+names of ``--datasets`` and ``--eval-list``.
+
     python SAM_mask_generate.py --eval-list datasets/imagenet/val_clip_vitl_5k_true.txt \\
         --datasets datasets/imagenet/ILSVRC2012_img_val --sam-model-type vit_h \\
         --sam-checkpoint ckpt/sam_vit_h_4b8939.pth --device auto
@@ -32,6 +38,7 @@ from submodular_attribution.regions.sam import (
     SAM_MODEL_TYPES,
     label_map_path,
 )
+from submodular_attribution.regions.sam_original import original_mask_path
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -41,7 +48,11 @@ def get_args_parser() -> argparse.ArgumentParser:
                     "and save the label maps (H×W int16, <save-dir>/<class>/<stem>.npy).",
         formatter_class=HelpFormatter,
     )
-    add_data_arguments(parser, target=False)
+    add_data_arguments(parser, target=False, list_aliases=("--image-file",), root_aliases=("--image-dir",))
+    parser.add_argument("--format", choices=("labels", "original"), default="labels",
+                        help="labels: H×W int16 label maps at --input-size under <class>/<stem>.npy; original: the "
+                             "original code's N×H×W×3 BGR element images at the image's resolution under "
+                             "<relative path>.npy")
     parser.add_argument("--input-size", type=int, nargs="+", default=[224, 224], metavar="SIZE",
                         help="the explained model's input resolution (H W, or one side); images are resized "
                              "to it and the division matches it")
@@ -90,7 +101,13 @@ def run(args: argparse.Namespace) -> dict:
     save_dir = Path(args.save_dir) if args.save_dir else Path("datasets/sam_masks") / Path(args.eval_list).stem
     size = tuple(args.input_size)
 
-    todo = [item for item in items if not label_map_path(save_dir, str(item.label), item.stem).is_file()]
+    original = args.format == "original"
+
+    def output(item: ListItem) -> Path:
+        return original_mask_path(save_dir, item.path) if original else \
+            label_map_path(save_dir, str(item.label), item.stem)
+
+    todo = [item for item in items if not output(item).is_file()]
     summary = {"save_dir": str(save_dir), "done": 0, "skipped": len(items) - len(todo), "failed": 0, "regions": []}
     print(f"{save_dir}: {summary['skipped']} of {len(items)} label maps already exist", file=sys.stderr)
     if todo:
@@ -99,6 +116,7 @@ def run(args: argparse.Namespace) -> dict:
         from submodular_attribution.common.atomic import atomic_save_npy, ensure_dir
         from submodular_attribution.models import resolve_device
         from submodular_attribution.regions.sam import build_mask_generator, load_sam, sam_label_map
+        from submodular_attribution.regions.sam_original import label_map_to_elements
 
         ensure_dir(save_dir)
         device = resolve_device(args.device)
@@ -106,11 +124,15 @@ def run(args: argparse.Namespace) -> dict:
         generator = build_mask_generator(sam, args.points_per_side, args.stability_score_thresh)
 
         def divide(item: ListItem) -> int:
-            image = load_image_rgb(root / item.path, size)
+            image = load_image_rgb(root / item.path, None if original else size)
             labels = sam_label_map(image, generator, args.min_area_fraction)
             n = int(labels.max()) + 1
-            dtype = np.int16 if n <= np.iinfo(np.int16).max + 1 else np.int32
-            atomic_save_npy(label_map_path(save_dir, str(item.label), item.stem), labels.astype(dtype))
+            if original:
+                ensure_dir(output(item).parent)
+                atomic_save_npy(output(item), label_map_to_elements(np.ascontiguousarray(image[..., ::-1]), labels))
+            else:
+                dtype = np.int16 if n <= np.iinfo(np.int16).max + 1 else np.int32
+                atomic_save_npy(output(item), labels.astype(dtype))
             return n
 
         report = run_items(todo, divide, run_dir=save_dir, desc=f"SAM {args.sam_model_type}", strict=args.strict)

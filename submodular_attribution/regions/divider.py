@@ -138,10 +138,11 @@ class RegionDivider:
             return prior_patch_division(saliency, c.grid, c.per_region, image.shape[:2])
         if c.name != "sam":
             return SubRegionDivision(image, c.name, c.region_size, **dict(c.options))
-        from .sam import label_map_path, read_label_map, sam_label_map
+        from .sam import sam_label_map
+        from .sam_original import read_sam_division
 
         if c.sam_masks:
-            return read_label_map(label_map_path(c.sam_masks, str(item.label), item.stem), image.shape[:2])
+            return read_sam_division(c.sam_masks, item, image.shape[:2])
         return sam_label_map(image, self._sam_generator())
 
     def _sam_generator(self):
