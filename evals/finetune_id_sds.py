@@ -26,6 +26,11 @@ The result is saved atomically as ``{"state_dict": ..., "info": ...}`` (the base
 which the task's ``--checkpoint`` flag loads: pass it to the SMDL scripts, to
 ``baseline_attribution.generate_explanation_maps`` and to ``evals.benchmark`` to compute ID-SDS.
 Bad input prints one ``error: ...`` line and exits with status 2.
+
+The attribution benchmark's ``train.py`` flags work too (:func:`translate_train_py`):
+
+    python -m evals.finetune_id_sds --model resnet50 --data_dir /data/imagenet --pretrained \
+        --store_path ckpt --checkpoint_prefix resnet50-id-sds
 """
 from __future__ import annotations
 
@@ -409,7 +414,63 @@ def run(args: argparse.Namespace) -> Path:
     return output
 
 
+#: The attribution benchmark's ``train.py`` flags (Hesse et al.'s code) → ours, where only the name differs.
+TRAIN_PY_FLAGS = {"--batch_size": "--batch-size", "-b": "--batch-size", "--step_size": "--step-size",
+                  "--wd": "--weight-decay", "--learning-rate": "--lr", "-j": "--workers",
+                  "--grid_rows_and_cols": "--grid", "--number_classes": "--num-classes",
+                  "--pretrained_ckpt": "--checkpoint"}
+
+
+def translate_train_py(argv: Sequence[str]) -> list[str]:
+    """``train.py``'s command line → ours: ``--data_dir D`` reads ``D/train`` (as train.py does);
+    ``--store_path P --checkpoint_prefix X`` saves ``P/X_checkpoint.pth.tar``; a bare
+    ``--pretrained`` starts from torchvision's IMAGENET1K_V1 weights (what ``pretrained=True``
+    gave); ``--model <arch>`` is the imagenet_classifier task with ``--arch <arch>``;
+    ``--baseline zeros`` is our baseline (the others are not implemented). Our own flags pass."""
+    out, rest, store = [], list(argv), {}
+    while rest:
+        arg = rest.pop(0)
+        name, has_value, value = arg.partition("=")
+
+        def take() -> str:
+            if has_value:
+                return value
+            if not rest:
+                raise InputError(f"{name} needs a value")
+            return rest.pop(0)
+
+        if name in TRAIN_PY_FLAGS:
+            out += [TRAIN_PY_FLAGS[name], take()]
+        elif name == "--data_dir":
+            root = Path(take())
+            out += ["--image-folder", str(root / "train" if (root / "train").is_dir() else root)]
+        elif name in ("--store_path", "--checkpoint_prefix"):
+            store[name] = take()
+        elif name == "--pretrained" and (not rest or rest[0].startswith("-")) and not has_value:
+            out += ["--weights", "IMAGENET1K_V1"]
+        elif name == "--model":
+            model = take()
+            from submodular_attribution.tasks import ALIASES, TASK_NAMES
+
+            out += ["--model", model] if model in (*TASK_NAMES, *ALIASES) else \
+                ["--model", "imagenet_classifier", "--arch", model]
+        elif name == "--baseline":
+            if take() != "zeros":
+                raise InputError("--baseline: only 'zeros' (the normalisation mean) is implemented here")
+        else:
+            out.append(arg)
+    if store:
+        prefix = store.get("--checkpoint_prefix", "experiment")
+        out += ["--output", str(Path(store.get("--store_path", ".")) / f"{prefix}_checkpoint.pth.tar")]
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        argv = translate_train_py(sys.argv[1:] if argv is None else argv)
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     args = get_args_parser(argv).parse_args(argv)
     return run_reporting_input_errors(lambda: run(args))
 

@@ -33,11 +33,14 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
-def add_data_arguments(parser: argparse.ArgumentParser, eval_list: str | None = None, target: bool = True) -> None:
-    """The data group: the list, its image root, the ``--begin/--end`` slice, the target rule."""
+def add_data_arguments(parser: argparse.ArgumentParser, eval_list: str | None = None, target: bool = True,
+                       list_aliases: tuple[str, ...] = (), root_aliases: tuple[str, ...] = ()) -> None:
+    """The data group: the list, its image root, the ``--begin/--end`` slice, the target rule.
+    ``--Datasets`` (and ``*_aliases``) are the original code's names of the same flags."""
     data = parser.add_argument_group("data")
-    data.add_argument("--eval-list", default=eval_list, help="lines '<relative path> <class index>'")
-    data.add_argument("--datasets", default=None, help="image root the list's paths are relative to "
+    data.add_argument("--eval-list", *list_aliases, dest="eval_list", default=eval_list,
+                      help="lines '<relative path> <class index>'")
+    data.add_argument("--datasets", "--Datasets", *root_aliases, dest="datasets", default=None, help="image root the list's paths are relative to "
                       "(default: the list's folder)")
     data.add_argument("--begin", type=int, default=0, help="first list item (0-based)")
     data.add_argument("--end", type=int, default=-1, help="stop before this item; -1 = through the last line")

@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# The original SMDL-Attribution's launcher of this name: imagenet_languagebind --search bidirectional on every GPU of this machine
+# (NPROC etc. as for torchrun_task.sh; what differs from the original: docs/original_code.md).
+echo "scripts/efficientv2-languagebind_multigpu_debug.sh is the original's name of: scripts/multigpu.sh imagenet_languagebind --search bidirectional" >&2
+exec "$(dirname "$0")/torchrun_task.sh" imagenet_languagebind --search bidirectional "$@"
