@@ -31,8 +31,8 @@ constant ω only scales them.
 Methods (registered names)
 --------------------------
 * ``ig`` — Integrated Gradients (Sundararajan et al. 2017), zero baseline (``baseline=``: any
-  tensor broadcastable to the images), ``steps=50``, right Riemann rule α_j = j/k, j = 1..k
-  (captum's ``method="riemann_right"``).
+  tensor broadcastable to the images), ``steps=80`` (the original SMDL code's call), right Riemann
+  rule α_j = j/k, j = 1..k (captum's ``method="riemann_right"``).
 * ``ig-uniform`` — IG averaged over ``n_refs=10`` references drawn from U(0, 1)^{3×H×W}
   (Sturmfels et al., Distill 2020), each with the ``steps=10`` right-Riemann coefficients.
 * ``ig-sg`` — IG with noisy references: ``n_refs=10`` references x + N(0, σ²) clipped to [0, 1],
@@ -223,7 +223,7 @@ def noisy_references(images: torch.Tensor, n_refs: int, noise_level: float = 0.1
 
 @register("ig")
 def integrated_gradients(model: AttributionModel, images: torch.Tensor, targets, *, baseline=0.0,
-                         steps: int = 50, output: str = "logit", recalibrate: bool = False,
+                         steps: int = 80, output: str = "logit", recalibrate: bool = False,
                          absolute: bool = False) -> torch.Tensor:
     """Integrated Gradients, zero baseline, right Riemann rule with ``steps`` points (module
     docstring)."""
