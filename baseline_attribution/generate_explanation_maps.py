@@ -16,9 +16,19 @@ Yang et al.'s re-calibration command line (``python main.py -attr_method IG_Unif
 -bg_size 10 -exp_obj contrast``) maps onto method options (:func:`recalibration_options`):
 ``-k`` (interpolation points per reference) is ``steps`` of ig / ig-uniform / ig-sg / ig-sq,
 ``n_alphas`` of lpi and ``max_iter`` of agi; ``-bg_size`` (references per image) is ``n_refs`` of
-ig-uniform / ig-sg / ig-sq / ig2 and ``n_samples`` of smoothgrad; eg draws ``n_samples`` =
-k·bg_size (reference, α) pairs; ``-exp_obj logit|prob|contrast`` is ``output=logit|probability|
-contrastive``. Their ``-est_method valid_ip`` is ``--option recalibrate=True``.
+ig-uniform / ig-sg / ig-sq / ig2, ``n_samples`` of smoothgrad and ``n_classes`` of agi (their
+``top_k``); eg draws ``n_samples`` = k·bg_size (reference, α) pairs; ``-exp_obj logit|prob|contrast``
+is ``output=logit|probability|contrastive``; ``-est_method valid_ip|vanilla`` is
+``recalibrate=True|False``.
+
+The rest of that command line is accepted too (:func:`paper_argv` rewrites it before parsing):
+``-attr_method NAME`` is ``--method`` (:data:`PAPER_METHODS`; path methods then default to
+``-est_method valid_ip``, their code's default), ``-model resnet34`` (or another torchvision
+classifier) is ``--model imagenet_classifier --arch resnet34`` with the weights
+``ckpt/resnet34-imagenet.pth`` unless ``--checkpoint``/``--weights`` say otherwise, and
+``-dataset ImageNet`` is ``datasets/imagenet_samples.txt`` unless ``--eval-list`` is given
+(``-dataset shapes``: the embedded default). ``-metric visualize|DiffID`` evaluates the maps, which
+is the evaluation layer's job: ``python -m evals.recalibration_cli`` takes the same command line.
 """
 from __future__ import annotations
 
@@ -59,13 +69,26 @@ def get_args_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParse
                        help="eg, lpi: reference images (every image file below it, sorted), at the input size")
     group.add_argument("--num-references", type=int, default=64,
                        help="eg, lpi: use at most this many reference images")
-    paper = parser.add_argument_group("re-calibration paper flags (Yang et al., ICLR 2023)")
+    paper = parser.add_argument_group("re-calibration paper flags (Yang et al., ICLR 2023)",
+                                      "their -metric DiffID|visualize: python -m evals.recalibration_cli")
     paper.add_argument("-k", dest="paper_k", type=int, default=None,
                        help="interpolation points per reference (steps / n_alphas / max_iter; eg: k·bg_size samples)")
     paper.add_argument("-bg_size", "--bg-size", dest="paper_bg_size", type=int, default=None,
-                       help="references per image (n_refs; smoothgrad: n_samples; eg: k·bg_size samples)")
+                       help="references per image (n_refs; smoothgrad: n_samples; agi: n_classes; "
+                            "eg: k·bg_size samples)")
     paper.add_argument("-exp_obj", "--exp-obj", dest="paper_exp_obj", choices=tuple(EXP_OBJ), default=None,
                        help="explained output: logit, prob (softmax probability) or contrast (class-contrastive)")
+    paper.add_argument("-est_method", "--est-method", dest="paper_est_method", choices=EST_METHODS, default=None,
+                       help="valid_ip: re-calibrated (recalibrate=True), vanilla: not; the default with "
+                            "-attr_method is valid_ip for the path methods, else the method's own")
+    # -attr_method, -model and -dataset are rewritten into --method/--model/... before parsing
+    # (paper_argv: -model decides which model flags exist); listed here for --help only.
+    for flag, metavar, text in (
+            ("-attr_method", "NAME", f"their method name: {', '.join(PAPER_METHODS)} (= --method)"),
+            ("-model", "ARCH", "resnet34, vgg16 or another torchvision classifier (ImageNet weights "
+                               "ckpt/<ARCH>-imagenet.pth), or a task name"),
+            ("-dataset", "NAME", "ImageNet (datasets/imagenet_samples.txt unless --eval-list) or shapes")):
+        paper.add_argument(flag, dest=f"paper_{flag[1:]}", metavar=metavar, default=argparse.SUPPRESS, help=text)
     return parser
 
 
@@ -73,14 +96,23 @@ def get_args_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParse
 K_OPTION = {"ig": "steps", "ig-uniform": "steps", "ig-sg": "steps", "ig-sq": "steps", "lpi": "n_alphas",
             "agi": "max_iter"}
 BG_SIZE_OPTION = {"ig-uniform": "n_refs", "ig-sg": "n_refs", "ig-sq": "n_refs", "ig2": "n_refs",
-                  "smoothgrad": "n_samples"}
+                  "smoothgrad": "n_samples", "agi": "n_classes"}  # agi: their top_k = bg_size
 EXP_OBJ = {"logit": "logit", "prob": "probability", "contrast": "contrastive"}
+#: Their ``-est_method``; ``valid_ref`` (re-calibrated references) has no counterpart here.
+EST_METHODS = ("vanilla", "valid_ip")
+#: Their ``-attr_method`` names -> our registry (their ``Random`` baseline has no counterpart).
+PAPER_METHODS = {"InputGrad": "saliency", "SmoothGrad": "smoothgrad", "FullGrad": "fullgrad", "IntGrad": "ig",
+                 "ExpGrad": "eg", "IG_Uniform": "ig-uniform", "IG_SG": "ig-sg", "IG_SQ": "ig-sq", "AGI": "agi",
+                 "LPI": "lpi", "GradCAM": "gradcam"}
+#: Their ``-dataset`` names (any case, with or without '-') that we have a list for.
+PAPER_DATASETS = ("ImageNet", "shapes")
+PAPER_IMAGENET_LIST = "imagenet_samples.txt"  # under datasets/
 
 
-def recalibration_options(method: str, k: int | None, bg_size: int | None, exp_obj: str | None) -> dict:
-    """Method options for Yang et al.'s ``-k``, ``-bg_size`` and ``-exp_obj`` (None: not given)."""
-    import inspect
-
+def recalibration_options(method: str, k: int | None, bg_size: int | None, exp_obj: str | None,
+                          est_method: str | None = None) -> dict:
+    """Method options for Yang et al.'s ``-k``, ``-bg_size``, ``-exp_obj`` and ``-est_method``
+    (None: not given)."""
     options = {}
     for flag, value in (("-k", k), ("-bg_size", bg_size)):
         if value is not None and value < 1:
@@ -96,10 +128,95 @@ def recalibration_options(method: str, k: int | None, bg_size: int | None, exp_o
                                  f"{', '.join(sorted(set(table.values())))} of {', '.join(sorted(table))}, eg)")
             options[table[method]] = value
     if exp_obj is not None:
-        if "output" not in inspect.signature(REGISTRY[method]).parameters:
+        if "output" not in _parameters(method):
             raise InputError(f"--method {method}: -exp_obj does not apply (the method takes no output= option)")
         options["output"] = EXP_OBJ[exp_obj]
+    if est_method is not None:
+        if "recalibrate" in _parameters(method):
+            options["recalibrate"] = est_method == "valid_ip"
+        elif est_method != "vanilla":
+            raise InputError(f"--method {method}: -est_method {est_method} does not apply (not a path method)")
     return options
+
+
+def _flag_value(argv: list[str], flag: str) -> tuple[str | None, list[str]]:
+    """The value of a single-dash ``flag`` (``-flag V`` or ``-flag=V``) and ``argv`` without it."""
+    value, rest, i = None, [], 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == flag:
+            if i + 1 >= len(argv):
+                raise InputError(f"{flag} needs a value")
+            value, i = argv[i + 1], i + 2
+            continue
+        if arg.startswith(flag + "="):
+            value = arg.split("=", 1)[1]
+        else:
+            rest.append(arg)
+        i += 1
+    return value, rest
+
+
+def _given(argv: list[str], *flags: str) -> bool:
+    return any(a == f or a.startswith(f + "=") for a in argv for f in flags)
+
+
+def paper_method(name: str) -> str:
+    """Our method for their ``-attr_method`` name (any case); unknown: an InputError listing them."""
+    by_case = {k.lower(): v for k, v in PAPER_METHODS.items()}
+    if name.lower() not in by_case:
+        raise InputError(f"-attr_method {name}: unknown; choose from {', '.join(PAPER_METHODS)} "
+                         f"(or --method with one of ours)")
+    return by_case[name.lower()]
+
+
+def paper_argv(argv: Sequence[str], metric_ok: bool = False) -> list[str]:
+    """``argv`` with Yang et al.'s ``-attr_method``, ``-model`` and ``-dataset`` rewritten into our
+    flags (see the module docstring); ``-metric`` is left for the caller when ``metric_ok``, else
+    an InputError pointing to ``evals.recalibration_cli``."""
+    from submodular_attribution.tasks import ALIASES, TASK_NAMES
+
+    argv = list(argv)
+    if not metric_ok and _given(argv, "-metric"):
+        raise InputError("-metric evaluates the maps: run python -m evals.recalibration_cli with the same flags")
+    attr, argv = _flag_value(argv, "-attr_method")
+    model, argv = _flag_value(argv, "-model")
+    dataset, argv = _flag_value(argv, "-dataset")
+    out = []
+    if attr is not None:
+        if _given(argv, "--method"):
+            raise InputError("give --method or -attr_method, not both")
+        method = paper_method(attr)
+        out += ["--method", method]
+        if not _given(argv, "-est_method", "--est-method") and "recalibrate" in _parameters(method) \
+                and not any(o.removeprefix("--option=").startswith("recalibrate=") for o in argv):
+            out += ["-est_method", "valid_ip"]  # their code's default: re-calibrated
+    if model is None and dataset is None:
+        return argv + out
+    if _given(argv, "--model"):
+        raise InputError("give --model or -model/-dataset, not both")
+    data = None if dataset is None else dataset.lower().replace("-", "")
+    if data is not None and data not in [d.lower() for d in PAPER_DATASETS]:
+        raise InputError(f"-dataset {dataset}: not offered here; choose from {', '.join(PAPER_DATASETS)}")
+    if data == "shapes" or (data is None and model in (*TASK_NAMES, *ALIASES)):
+        if data == "shapes" and model not in (None, "shapes", "default"):
+            raise InputError(f"-dataset shapes goes with the embedded shapes CNN, not -model {model}")
+        return argv + out + ["--model", model or "shapes"]
+    arch = model or "resnet34"  # their default model
+    if arch in (*TASK_NAMES, *ALIASES):
+        raise InputError(f"-dataset {dataset} needs an ImageNet classifier, not -model {arch}")
+    out += ["--model", "imagenet_classifier", "--arch", arch]
+    if not _given(argv, "--checkpoint", "--weights", "--pretrained"):
+        out += ["--checkpoint", str(paths.ckpt_dir() / f"{arch}-imagenet.pth")]
+    if not _given(argv, "--eval-list"):
+        out += ["--eval-list", str(paths.datasets_dir() / PAPER_IMAGENET_LIST)]
+    return argv + out
+
+
+def _parameters(method: str):
+    import inspect
+
+    return inspect.signature(REGISTRY[method]).parameters
 
 
 def parse_options(pairs: Sequence[str]) -> dict:
@@ -143,12 +260,13 @@ def _other_class_images(items: list[ListItem], item: ListItem, root: Path, load,
 def run(args: argparse.Namespace) -> int:
     task = get_model_task(args.model)
     options = parse_options(args.option)
-    paper = recalibration_options(args.method, args.paper_k, args.paper_bg_size, args.paper_exp_obj)
+    paper = recalibration_options(args.method, args.paper_k, args.paper_bg_size, args.paper_exp_obj,
+                                  args.paper_est_method)
     clash = sorted(set(paper) & set(options))
     if clash:
-        raise InputError(f"--option {', '.join(clash)}: also set by -k/-bg_size/-exp_obj; give it once")
+        raise InputError(f"--option {', '.join(clash)}: also set by -k/-bg_size/-exp_obj/-est_method; give it once")
     options.update(paper)
-    save_dir = Path(args.save_dir) if args.save_dir else paths.explanations_dir() / task.name / args.method
+    save_dir = maps_dir(args)
     ensure_dir(save_dir)
     ready = prepare(task, args)
     model = attribution_model(ready.scorer, batch_size=args.batch_size)
@@ -178,6 +296,20 @@ def run(args: argparse.Namespace) -> int:
     return finish_rank(report.exit_status, ready.worker)
 
 
+def maps_dir(args: argparse.Namespace) -> Path:
+    """``--save-dir``, or ``explanation_results/<task>/<method>``."""
+    if args.save_dir:
+        return Path(args.save_dir)
+    return paths.explanations_dir() / get_model_task(args.model).name / args.method
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The parsed flags, the re-calibration paper's rewritten first (:func:`paper_argv`, whose
+    InputErrors are bad command lines)."""
+    argv = paper_argv(sys.argv[1:] if argv is None else argv)
+    return get_args_parser(argv).parse_args(argv)
+
+
 def _check_options(method: str, model, options: dict) -> None:
     """An unknown ``--option`` is a bad command line, not a per-image failure: try the method's
     signature before the loop."""
@@ -194,8 +326,7 @@ def _check_options(method: str, model, options: dict) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = get_args_parser(argv).parse_args(argv)
-    return run_reporting_input_errors(lambda: run(args))
+    return run_reporting_input_errors(lambda: run(parse_args(argv)))
 
 
 if __name__ == "__main__":
