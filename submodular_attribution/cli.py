@@ -19,7 +19,7 @@ import torch
 from .common import paths
 from .common.atomic import ensure_dir
 from .common.checks import check_int, flag_errors
-from .common.distributed import finish_rank
+from .common.distributed import current_worker, finish_rank
 from .common.errors import InputError, run_reporting_input_errors
 from .common.images import image_tensor
 from .common.lists import ListItem
@@ -95,15 +95,18 @@ def add_smdl_arguments(parser: argparse.ArgumentParser, task: SMDLTask) -> None:
     regions.add_argument("--num-regions", type=int, default=None, metavar="K",
                          help="about K regions instead: the region size (or SEEDS count, or the prior's cells "
                               "per region) is chosen for the input resolution")
-    regions.add_argument("--sam-masks", default=None,
-                         help="--division sam: folder of label maps made by SAM_mask_generate.py")
+    regions.add_argument("--sam-masks", "--sam-mask-dir", dest="sam_masks", default=None,
+                         help="--division sam: folder made by SAM_mask_generate.py (our label maps, or the "
+                              "original's element images)")
     regions.add_argument("--sam-checkpoint", default=None,
                          help="--division sam: run SAM inline with these weights instead")
     regions.add_argument("--sam-model-type", default="vit_h", help="SAM architecture of --sam-checkpoint")
-    regions.add_argument("--prior-dir", default=None,
+    regions.add_argument("--prior-dir", "--explanation-method", dest="prior_dir", default=None,
                          help="--division prior: saliency maps made by baseline_attribution.generate_explanation_maps")
-    regions.add_argument("--grid", type=int, default=10, help="--division prior: g×g cells (CUB 10, CelebA 14 or 28)")
-    regions.add_argument("--per-region", type=int, default=4, help="--division prior: cells per region (4, or 8 at 28×28)")
+    regions.add_argument("--grid", "--grad-partition-size", dest="grid", type=int, default=10,
+                         help="--division prior: g×g cells (CUB 10, CelebA 14 or 28)")
+    regions.add_argument("--per-region", "--grad-number-per-set", dest="per_region", type=int, default=4,
+                         help="--division prior: cells per region (4, or 8 at 28×28)")
 
     objective = parser.add_argument_group(
         "objective weights", "named, or positional as in the original CLI: "
@@ -125,6 +128,10 @@ def add_smdl_arguments(parser: argparse.ArgumentParser, task: SMDLTask) -> None:
             defaults = f"{task.search_options[name]} for this task; otherwise {defaults}"
         search.add_argument(option.flag(name), dest=name, type=option.type, default=None,
                             help=f"{option.help} (default: {defaults})")
+
+    parser.add_argument("--save-vis", action="store_true",
+                        help="after the run, draw each image's figure into <run>/vis/ beside json/ and npy/ (as the "
+                             "original did; the same as python -m visualization --explanation-dir RUN --out RUN/vis)")
 
     speed = parser.add_argument_group("speed")
     speed.add_argument("--precision", choices=tuple(PRECISIONS), default="fp32",
@@ -306,9 +313,32 @@ def run(task: SMDLTask, args: argparse.Namespace) -> RunOutcome:
     return RunOutcome(run_dir, report)
 
 
+def save_vis(run_dir: Path, args: argparse.Namespace) -> int:
+    """``--save-vis``: the figures command on the finished run (a separate command: figures sit a
+    layer above the engine). Under torchrun the ranks end at different times, so it is left to
+    the user, with the command printed."""
+    import subprocess
+
+    command = [sys.executable, "-m", "visualization", "--explanation-dir", str(run_dir), "--out", str(run_dir / "vis")]
+    if args.datasets:
+        command += ["--datasets", args.datasets]
+    if current_worker().world_size > 1:
+        if current_worker().is_main:
+            print(f"--save-vis: run after every rank has finished: {' '.join(command[1:])}", file=sys.stderr)
+        return 0
+    return subprocess.run(command).returncode
+
+
 def main(task: SMDLTask, argv: Sequence[str] | None = None) -> int:
     args = get_args_parser(task).parse_args(argv)
-    return run_reporting_input_errors(lambda: finish_rank(run(task, args).report.exit_status))
+
+    def run_and_draw() -> int:
+        outcome = run(task, args)
+        if args.save_vis and save_vis(outcome.run_dir, args):
+            raise InputError(f"--save-vis: drawing the figures of {outcome.run_dir} failed (see above)")
+        return finish_rank(outcome.report.exit_status)
+
+    return run_reporting_input_errors(run_and_draw)
 
 
 # Published face division: SLICO region size 15, ruler 40 at 112×112 (≈49 regions).

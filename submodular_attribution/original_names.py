@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Sequence
 
 _BIDIRECTIONAL = ("--search", "bidirectional")
-_FAIR = "'fair' lists only images the model classifies correctly: pass that list with --eval-list"
+_FAIR = ("the 'fair' scripts differ only in their list (datasets/CUB/eval_fair-resnet.txt) and result folder "
+         "(cub-fair): pass them with --eval-list and --save-dir")
 
 
 @dataclass(frozen=True)

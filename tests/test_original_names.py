@@ -141,3 +141,12 @@ def test_save_vis_draws_the_figures_into_vis(tmp_path, tiny_list):  # noqa: F811
     assert {p.name for p in run_dir.iterdir()} >= {"json", "npy", "vis"}
     assert sorted(p.relative_to(run_dir / "vis").as_posix() for p in (run_dir / "vis").rglob("*.png")) == \
         ["explanations/0/photo 0.png", "mean_curves.png"]
+
+
+def test_the_docs_map_every_original_command():
+    page = (ROOT / "docs" / "original_code.md").read_text()
+    for name, entry in ORIGINAL_COMMANDS.items():
+        assert f"`python -m submodular_attribution.{name}`" in page, name
+        assert entry.task is None or f"`{entry.command()}`" in page, name
+    for name in ORIGINAL_LAUNCHERS:
+        assert f"./scripts/{name.replace('_debug', '')}.sh" in page, name
