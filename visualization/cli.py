@@ -2,10 +2,13 @@
 
     python -m visualization --explanation-dir DIR [--out DIR] [--images all|N] [--gif] [--mp4]
         [--colormap NAME] [--alpha A] [--datasets ROOT] [--maps METHOD=DIR ...]
+    python -m visualization --explanation-dir RUN [RUN2 ...] --html OUT
 
 DIR is an SMDL run folder (json/ + npy/, our format or the original one) or an
 ``evals.benchmark`` folder (rows/). Prints where each kind of figure went; bad input is one
-``error:`` line and exit status 2.
+``error:`` line and exit status 2. ``--html`` writes an offline HTML report of one or more run
+folders instead (see :mod:`visualization.report`); the PNG figures are then drawn only when a
+figure flag (--out, --images, --gif, --mp4, --maps) asks for them too.
 """
 from __future__ import annotations
 
@@ -28,11 +31,19 @@ def _images(text: str) -> int | str:
 
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m visualization", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--explanation-dir", required=True,
-                        help="an SMDL run folder (json/<class>/*.json + npy/) or a benchmark folder (rows/)")
-    parser.add_argument("--out", default=None, help="output folder (default: <explanation-dir>/figures)")
+    parser.add_argument("--explanation-dir", required=True, nargs="+", metavar="DIR",
+                        help="an SMDL run folder (json/<class>/*.json + npy/) or a benchmark folder (rows/); with "
+                             "--html, one or more run folders (several: compared image by image, the first is "
+                             "the reference of the differences)")
+    parser.add_argument("--out", default=None, help="figures' folder (default: <explanation-dir>/figures)")
+    parser.add_argument("--html", default=None, metavar="OUT",
+                        help="write an offline HTML report to OUT/index.html (summary, sortable paged table, "
+                             "per-image slider and curves; opens from file://, no network); rebuilding redraws "
+                             "only images whose results changed; --datasets, --colormap and --alpha apply. Alone it "
+                             "writes only the report; add --out, --images, --gif, --mp4 or --maps to draw the PNG "
+                             "figures too (one folder)")
     per_image = parser.add_argument_group("per-image figures")
-    per_image.add_argument("--images", type=_images, default="all",
+    per_image.add_argument("--images", type=_images, default=None,
                            help="draw the first N images (sorted by class and name) or all; mean curves always use "
                                 "every image (default: all)")
     per_image.add_argument("--datasets", default=None,
@@ -68,13 +79,32 @@ def parse_maps(entries: Sequence[str] | None) -> dict[str, str]:
     return maps
 
 
-def run(args: argparse.Namespace) -> int:
-    from .draw import draw  # matplotlib and friends load after the flags are parsed
+def _figure_flags(args: argparse.Namespace) -> list[str]:
+    """The figure flags given on the command line (they ask for PNG figures beside an --html report)."""
+    given = {"--out": args.out is not None, "--images": args.images is not None, "--gif": args.gif,
+             "--mp4": args.mp4, "--maps": bool(args.maps)}
+    return [flag for flag, on in given.items() if on]
 
+
+def run(args: argparse.Namespace) -> int:
     if args.max_frames < 1:
         raise InputError(f"--max-frames {args.max_frames}: must be ≥ 1")
-    draw(args.explanation_dir, args.out, images=args.images, gif=args.gif, mp4=args.mp4, colormap=args.colormap,
-         alpha=args.alpha, datasets=args.datasets, maps=parse_maps(args.maps), max_frames=args.max_frames)
+    folders = args.explanation_dir
+    figures = args.html is None or bool(_figure_flags(args))
+    if figures and len(folders) > 1:
+        asked = "/".join(_figure_flags(args))
+        raise InputError(f"--explanation-dir: {len(folders)} folders; the figures{f' ({asked})' if asked else ''} "
+                         "are drawn for one folder (compare several with --html alone)")
+    if args.html is not None:
+        from .report import build_report  # matplotlib and friends load after the flags are parsed
+
+        build_report(folders, args.html, datasets=args.datasets, colormap=args.colormap, alpha=args.alpha)
+    if figures:
+        from .draw import draw
+
+        draw(folders[0], args.out, images="all" if args.images is None else args.images, gif=args.gif,
+             mp4=args.mp4, colormap=args.colormap, alpha=args.alpha, datasets=args.datasets,
+             maps=parse_maps(args.maps), max_frames=args.max_frames)
     return 0
 
 
