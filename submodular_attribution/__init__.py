@@ -8,7 +8,8 @@ From Python::
 
 Beside the API: ``read_eval_list`` (the command line's ``<path> <class index>`` lists),
 ``get_class_set`` and ``build_clip_scorer`` (class names and prompt templates; a zero-shot CLIP
-scorer, which ``explain`` takes as a model), and Segment Anything divisions to pass as
+scorer, which ``explain`` takes as a model; ``build_imagebind_scorer`` and ``build_languagebind_scorer``
+build ImageBind's and LanguageBind's from their weights), and Segment Anything divisions to pass as
 ``division=``: ``load_sam``, ``build_mask_generator``, ``sam_label_map`` (and ``build_tiny_sam``, a
 random-initialised stand-in for smoke runs).
 
@@ -31,6 +32,8 @@ _LAZY = {
     "read_eval_list": ".common.lists",
     "get_class_set": ".class_names",
     "build_clip_scorer": ".adapters.clip",
+    "build_imagebind_scorer": ".adapters.imagebind",
+    "build_languagebind_scorer": ".adapters.languagebind",
     "load_sam": ".regions.sam",
     "build_mask_generator": ".regions.sam",
     "sam_label_map": ".regions.sam",
@@ -40,6 +43,8 @@ __all__ = sorted(_LAZY)
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time, __getattr__ below
     from .adapters.clip import build_clip_scorer  # noqa: F401
+    from .adapters.imagebind import build_imagebind_scorer  # noqa: F401
+    from .adapters.languagebind import build_languagebind_scorer  # noqa: F401
     from .apps.explain import Explanation, ExplanationFigure, explain, explain_many  # noqa: F401
     from .class_names import get_class_set  # noqa: F401
     from .common.images import IMAGENET_MEAN, IMAGENET_STD  # noqa: F401

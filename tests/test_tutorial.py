@@ -31,6 +31,7 @@ NO_FIGURES = ("smdl_multigpu",)  # a walk-through of commands and files
 PUBLIC_MODULES = {
     "submodular_attribution",         # import submodular_attribution as smdl: explain, explain_many, ... (__all__)
     "submodular_attribution.shapes",  # the embedded default benchmark and model
+    "submodular_attribution.audio",   # the embedded audio benchmark and model (__all__)
     "visualization",                  # figures (__all__)
     "baseline_attribution",           # the baselines' REGISTRY, attribute, attribution_model
 }
@@ -162,6 +163,112 @@ def check_multigpu(text, nb, home):
     assert text.count("2 of 2 images already done") == 2  # the rerun explained nothing
 
 
+def _row(name: str, count: int, text: str) -> tuple[float, ...]:
+    """The ``count`` numbers of the one table row that starts with ``name``."""
+    (row,) = _floats(rf"\n *{re.escape(name)}" + rf" +{NUMBER}" * count + r" *\n", "\n" + text + "\n")
+    return row
+
+
+def check_cub(text, nb, home):
+    assert "cub-resnet101.pth is not in ckpt/: a RANDOM-INITIALISED ResNet-18 with a 200-class head" in text
+    assert "not its numbers" in text
+    rows = re.findall(rf"(\w+): (\d+) regions \((\d+) in the label map\), insertion AUC {NUMBER}, "
+                      rf"deletion AUC {NUMBER}, (\d+) forward passes", text)
+    assert [row[0] for row in rows] == ["slico", "seeds", "grid"]
+    for division, n, labels, insertion, deletion, forwards in rows:
+        n = int(n)
+        assert n == int(labels) and 2 <= n <= 16  # the label map holds exactly the regions ordered
+        assert int(forwards) == n * (n + 1)       # exact greedy: every candidate inserted and deleted, each step
+        assert _in_unit_interval([(float(insertion), float(deletion))])
+    assert int(rows[2][1]) == 16                  # grid: 4 × 4 cells of the 64 × 64 stand-in input
+    (target,) = re.findall(r"explained: class (\d+) \(", text)
+    assert 0 <= int(target) < 200
+    for name in ("SMDL (slico)", "SMDL (seeds)", "SMDL (grid)", "gradcam"):
+        insertion, deletion, sds = _row(name, 3, text)
+        assert _in_unit_interval([(insertion, deletion)]) and -1 <= sds <= 1
+    assert (home / "explanation_results" / "tutorial" / "cub_divisions.png").stat().st_size > 0
+    assert _figures(nb) == 2
+
+
+def check_quilt(text, nb, home):
+    assert "QuiltNet-B-32.bin is not in ckpt/: a RANDOM-INITIALISED TINY CLIP" in text and "not its numbers" in text
+    classes = ("lung adenocarcinoma", "benign lung tissue", "lung squamous cell carcinoma")
+    probs = [float(p) for p in re.findall(rf"p\((?:{'|'.join(classes)})\) = {NUMBER}", text)]
+    assert len(probs) == 3 and sum(probs) == pytest.approx(1.0, abs=2e-4)
+    rows = re.findall(rf"({'|'.join(classes)}): p\(full tile\) {NUMBER}, (\d+) regions, insertion AUC {NUMBER}, "
+                      rf"deletion AUC {NUMBER}", text)
+    assert [row[0] for row in rows] == list(classes)  # one explanation per class
+    assert [float(row[1]) for row in rows] == pytest.approx(probs, abs=1.5e-4)  # the search's full-tile score
+    assert len({row[2] for row in rows}) == 1 and int(rows[0][2]) >= 2  # one division of the tile, every class
+    insertions, deletions = [float(row[3]) for row in rows], [float(row[4]) for row in rows]
+    assert _in_unit_interval([insertions, deletions])
+    for name in ("smdl", "ig"):
+        insertion, deletion, mufidelity = _row(name, 3, text)
+        assert _in_unit_interval([(insertion, deletion)]) and -1 <= mufidelity <= 1
+    ((ins,),), ((dele,),) = _floats(rf"Insertion AUC Score: {NUMBER}", text), _floats(rf"Deletion AUC Score: {NUMBER}", text)
+    assert ins == pytest.approx(np.mean(insertions), abs=1e-4) and dele == pytest.approx(np.mean(deletions), abs=1e-4)
+    assert len(list((home / "submodular_results" / "tutorial-quilt" / "json").rglob("*.json"))) == 3
+    assert _figures(nb) == 2
+
+
+def check_imagebind(text, nb, home):
+    assert "imagebind_huge.pth is not in ckpt/: a RANDOM-INITIALISED TINY CLIP" in text
+    assert "not ImageBind's network or its numbers" in text
+    probs = dict(re.findall(r"(?:^|, )([a-z ]+) (\d\.\d{3})", text.split("template(s) per class")[0].splitlines()[-1]))
+    assert len(probs) == 8 and sum(map(float, probs.values())) == pytest.approx(1.0, abs=4e-3)
+    (explained,) = re.findall(r"explaining: (.+)", text)
+    assert float(probs[explained]) == max(map(float, probs.values()))  # TARGET None: the prediction
+    rows = {search: (int(n), float(i), float(d), int(f)) for search, n, i, d, f in re.findall(
+        rf"(greedy|bidirectional): (\d+) regions, insertion AUC {NUMBER}, deletion AUC {NUMBER}, (\d+) forward passes", text)}
+    (n, *_, greedy), (m, *_, bidirectional) = rows["greedy"], rows["bidirectional"]
+    assert n == m >= 2 and greedy == n * (n + 1) and bidirectional < greedy  # LIMA needs fewer forward passes
+    assert _in_unit_interval([row[1:3] for row in rows.values()])
+    assert _in_unit_interval([_row(name, 4, text) for name in ("SMDL greedy", "SMDL bidirectional", "rise")])
+    assert _figures(nb) == 2
+
+
+def check_languagebind(text, nb, home):
+    assert "LanguageBind_Image/ is not in ckpt/: a RANDOM-INITIALISED TINY CLIP" in text
+    assert "not LanguageBind's network or its numbers" in text and "1000 classes" in text
+    rows = re.findall(rf"(tabby cat|espresso): p\(full image\) {NUMBER}, (\d+) regions, insertion AUC {NUMBER}, "
+                      rf"deletion AUC {NUMBER}", text)
+    assert [row[0] for row in rows] == ["tabby cat", "espresso"]
+    aucs = [(float(i), float(d)) for _, _, _, i, d in rows]
+    assert _in_unit_interval(aucs) and all(int(n) >= 2 for _, _, n, _, _ in rows)
+    ((insertion, deletion),) = _floats(rf"2 images: mean insertion AUC {NUMBER}, mean deletion AUC {NUMBER}", text)
+    assert insertion == pytest.approx(np.mean([a[0] for a in aucs]), abs=1e-4)  # the saved files, read back
+    assert deletion == pytest.approx(np.mean([a[1] for a in aucs]), abs=1e-4)
+    figures = home / "explanation_results" / "tutorial" / "languagebind"
+    assert "3 files: explanations/281/chelsea the cat.png, explanations/967/coffee.png, mean_curves.png" in text
+    assert all((figures / name).stat().st_size > 0 for name in ("explanations/281/chelsea the cat.png", "mean_curves.png"))
+    table = re.findall(rf"(chelsea the cat|coffee) +(smdl|occlusion) +{NUMBER} +{NUMBER}\n", text)
+    assert [row[:2] for row in table] == [(image, method) for image in ("chelsea the cat", "coffee")
+                                          for method in ("smdl", "occlusion")]
+    assert _in_unit_interval([(float(i), float(d)) for _, _, i, d in table])
+    assert _figures(nb) == 2
+
+
+def check_vggsound_audio(text, nb, home):
+    ((accuracy,),) = _floats(rf"held-out accuracy {NUMBER}", text)
+    assert accuracy > 0.9  # the shipped audio CNN, not a stand-in
+    rows = re.findall(rf"(\w+): (\d+) regions of 20 × 20 px, insertion AUC {NUMBER}, deletion AUC {NUMBER}, "
+                      rf"(\d+) forward passes", text)
+    assert [row[0] for row in rows] == ["steady_tone", "up_chirp"]
+    for _, n, insertion, deletion, forwards in rows:
+        assert int(n) == 16 and int(forwards) == 16 * 17  # a 4 × 4 grid of the 80 × 80 spectrogram, exact greedy
+        assert 0 <= float(deletion) < float(insertion) <= 1  # a trained model
+    pointing = re.findall(rf"\w+: hit (\d), chance {NUMBER}, top-10% recall {NUMBER}", text)
+    assert [hit for hit, _, _ in pointing] == ["1", "1"]  # both first patches hold event bins (known for these clips)
+    assert all(0 < float(chance) < 1 and 0 <= float(recall) <= 1 for _, chance, recall in pointing)
+    table = re.findall(rf"(steady_tone|up_chirp) +(smdl|ig) +{NUMBER} +{NUMBER} +([01])\n", text)
+    assert [row[:2] for row in table] == [(clip, method) for clip in ("steady_tone", "up_chirp") for method in ("smdl", "ig")]
+    assert _in_unit_interval([(float(i), float(d)) for _, _, i, d, _ in table])
+    assert all(float(i) > float(d) for _, method, i, d, _ in table if method == "smdl")  # SMDL's order, by evals
+    assert "ImageBind on VGGSound skipped" in text  # no weights, no package, no list
+    assert (home / "explanation_results" / "tutorial" / "audio_maps.png").stat().st_size > 0
+    assert _figures(nb) == 3
+
+
 CHECKS = {
     "smdl_quickstart": check_quickstart,
     "smdl_own_classifier": check_own_classifier,
@@ -170,6 +277,11 @@ CHECKS = {
     "smdl_baselines_metrics": check_baselines_metrics,
     "smdl_error_analysis": check_error_analysis,
     "smdl_multigpu": check_multigpu,
+    "smdl_cub": check_cub,
+    "smdl_quilt": check_quilt,
+    "smdl_imagebind": check_imagebind,
+    "smdl_languagebind": check_languagebind,
+    "smdl_vggsound_audio": check_vggsound_audio,
 }
 
 

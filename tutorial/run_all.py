@@ -27,9 +27,11 @@ from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 
 TUTORIAL = Path(__file__).resolve().parent
-# Notebooks that need real weights (CLIP ViT-L/14, SAM); without them they run random-initialised
-# stand-ins through the same code, so their outputs are not worth committing.
-NEEDS_WEIGHTS = ("smdl_clip_imagenet", "smdl_sam_regions")
+# Notebooks that need real weights (CLIP ViT-L/14, SAM, the CUB ResNet-101, ImageBind, LanguageBind,
+# QuiltNet); without them they run random-initialised stand-ins through the same code, so their
+# outputs are not worth committing.
+NEEDS_WEIGHTS = ("smdl_clip_imagenet", "smdl_sam_regions", "smdl_cub", "smdl_imagebind", "smdl_languagebind",
+                 "smdl_quilt")
 CELL_TIMEOUT_S = 300
 _KERNEL = "smdl-tutorial-python"
 
