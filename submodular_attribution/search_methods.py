@@ -39,6 +39,14 @@ Registered searches (F = the objective; "scores c" = evaluates F(S ∪ {c})):
 * ``fast`` — the quick option: units of adjacent regions ordered by lazy greedy (2 candidates per
   step), then the regions inside each unit by exact greedy. Its measured cost and AUCs against
   exact greedy are on the benchmark page (docs/benchmarks.md), not here.
+* ``surrogate`` — surrogate-ranked greedy (:mod:`.search_surrogate`): the first ``exact_steps``
+  steps and the step after the insertion score saturates score every candidate; other steps
+  score only the ``surrogate_top`` candidates that a per-image ridge model of the gains (region
+  effects, adjacent-region interactions), fitted to every set scored since the last full step,
+  ranks best, and append the best of those exact values.
+* ``surrogate-tail`` — ``surrogate`` that, once the insertion score has saturated, appends up to
+  ``tail_picks`` regions in one step when their exact gains lead the rest by ``tail_margin``
+  average shares |F(V) − F(∅)|/N.
 * ``random`` — a seeded random order of the same regions, scored the same way (a control).
 """
 from __future__ import annotations
@@ -52,6 +60,7 @@ import torch
 from .common.checks import check_int, check_number
 from .engine import SetScores
 from .objective import Weights, effectiveness, effectiveness_added, without_diagonal
+from .search_surrogate import surrogate_order
 
 Request = Generator[torch.Tensor, SetScores, "SearchResult"]
 
@@ -425,7 +434,18 @@ OPTIONS: dict[str, Option] = {
     "saturation": Option(float, 1.0, "staged: exact steps until no region raises p_t of the insertion image by this "
                                       "over N (N regions)", minimum=0),
     "groups": Option(int, 7, "coarse-to-fine: groups of adjacent regions ordered first"),
+    "surrogate_top": Option(int, 2, "surrogate searches: candidates scored exactly per step, the best by the model"),
+    "ridge_alpha": Option(float, 1.0, "surrogate searches: ridge penalty of the interaction terms (gains in "
+                                      "average shares |F(V) − F(∅)|/N)", minimum=0),
+    "tail_picks": Option(int, 3, "surrogate-tail: most regions appended in one step once insertion saturates"),
+    "tail_margin": Option(float, 0.5, "surrogate-tail: lead (in average shares) the picked gains need over the "
+                                      "next candidate", minimum=0),
 }
+
+
+def surrogate(ctx: SearchContext, **options) -> Request:
+    """Surrogate-ranked greedy (:func:`.search_surrogate.surrogate_order`)."""
+    return SearchResult(*(yield from surrogate_order(ctx, **options)))
 
 
 @dataclass(frozen=True)
@@ -467,5 +487,16 @@ SEARCHES: dict[str, SearchSpec] = {
                              lambda o, seed: f"-stochastic-{o['subset_size']}-seed-{seed}"),
     "coarse-to-fine": SearchSpec(coarse_to_fine, "groups of adjacent regions, then regions", {"groups": 7},
                                  lambda o, seed: f"-coarse-to-fine-{o['groups']}"),
+    "surrogate": SearchSpec(
+        surrogate, "surrogate-ranked greedy: each step scores the candidates a per-image ridge model of the gains "
+                   "ranks best", {"surrogate_top": 2, "ridge_alpha": 1.0, "exact_steps": 2, "saturation": 1.0},
+        lambda o, seed: "-surrogate-" + "-".join(str(o[k]) for k in (
+            "surrogate_top", "ridge_alpha", "exact_steps", "saturation"))),
+    "surrogate-tail": SearchSpec(
+        surrogate, "surrogate-ranked greedy that appends several regions per step once insertion saturates",
+        {"surrogate_top": 2, "ridge_alpha": 1.0, "exact_steps": 2, "saturation": 1.0, "tail_picks": 3,
+         "tail_margin": 0.5},
+        lambda o, seed: "-surrogate-tail-" + "-".join(str(o[k]) for k in (
+            "surrogate_top", "ridge_alpha", "exact_steps", "saturation", "tail_picks", "tail_margin"))),
     "random": SearchSpec(random, "a seeded random order (control)", suffix=lambda o, seed: f"-random-seed-{seed}"),
 }
