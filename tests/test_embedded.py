@@ -34,6 +34,7 @@ def test_default_paths_resolve_to_the_shipped_files(tmp_path, monkeypatch):
     from submodular_attribution.tasks import get_model_task
     assert shapes_default() == paths.EMBEDDED_DIR / "shapes_cnn.pt"
     assert shapes_default("vit") == paths.EMBEDDED_DIR / "shapes_vit.pt"
+    assert shapes_default("resnet") == paths.EMBEDDED_DIR / "shapes_resnet.pt"
     assert audio_default() == paths.EMBEDDED_DIR / "audio_cnn.pt"
     assert detector_default() == paths.EMBEDDED_DIR / "shapes_detector.pt"
     assert get_model_task("shapes").default_checkpoint() == str(paths.EMBEDDED_DIR / "shapes_cnn.pt")

@@ -62,6 +62,8 @@ MODELS: dict[str, Embedded] = {
                            ("val_accuracy", "val_accuracy_object_only")),
     "shapes_vit": Embedded("shapes_vit.pt", "the shapes hybrid ViT (evals.benchmark_search)", _shapes("vit"),
                            ("val_accuracy", "val_accuracy_object_only")),
+    "shapes_resnet": Embedded("shapes_resnet.pt", "the shapes ResNet-18 at quarter width (held out in "
+                              "evals.benchmark_search)", _shapes("resnet"), ("val_accuracy", "val_accuracy_object_only")),
     "audio_cnn": Embedded("audio_cnn.pt", "the audio CNN (the audio task)", _audio,
                           ("val_accuracy", "val_accuracy_event_only")),
     "shapes_detector": Embedded("shapes_detector.pt", "the shapes detector (the detection task)", _detector,

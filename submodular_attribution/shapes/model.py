@@ -44,9 +44,9 @@ STD: tuple[float, float, float] = IMAGENET_STD
 MODEL_VERSION = "shapes-cnn-v1"
 #: Per architecture: model version and peak learning rate. "cnn" is the default model; "vit" a
 #: second, very different architecture (benchmarks check that choices are not tuned to one).
-ARCHITECTURES = ("cnn", "vit")
-_VERSIONS = {"cnn": MODEL_VERSION, "vit": "shapes-hybrid-vit-v1"}
-_PEAK_LR = {"cnn": 3e-3, "vit": 1e-3}
+ARCHITECTURES = ("cnn", "vit", "resnet")
+_VERSIONS = {"cnn": MODEL_VERSION, "vit": "shapes-hybrid-vit-v1", "resnet": "shapes-resnet18-quarter-v1"}
+_PEAK_LR = {"cnn": 3e-3, "vit": 1e-3, "resnet": 3e-3}
 
 
 def default_checkpoint(arch: str = "cnn") -> Path:
@@ -143,10 +143,46 @@ class ShapesViT(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
+class ShapesResNet(nn.Module):
+    """torchvision's ResNet-18 layout (7×7 stride-2 stem, max pool, BasicBlock ×[2, 2, 2, 2],
+    average pooling, linear head) at a quarter of its width (16-32-64-128 channels, 0.7 M
+    parameters): a third architecture for the search benchmark, held out from every choice of
+    options (residual, average-pooled, with a large receptive field)."""
+
+    def __init__(self, num_classes: int = NUM_CLASSES) -> None:
+        super().__init__()
+        from torchvision.models.resnet import BasicBlock, ResNet
+
+        net = ResNet(BasicBlock, [2, 2, 2, 2], num_classes=num_classes)
+        widths = (16, 32, 64, 128)
+        net.inplanes = 16  # rebuild the stem and stages at a quarter width
+        net.conv1 = nn.Conv2d(3, 16, 7, 2, 3, bias=False)
+        net.bn1 = nn.BatchNorm2d(16)
+        for i, width in enumerate(widths):
+            setattr(net, f"layer{i + 1}", net._make_layer(BasicBlock, width, 2, stride=1 if i == 0 else 2))
+        net.fc = nn.Linear(widths[-1], num_classes)
+        self.net = net
+        self.num_classes = num_classes
+        self.num_features = widths[-1]
+        self.to(memory_format=torch.channels_last)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        n = self.net
+        x = x.contiguous(memory_format=torch.channels_last)
+        x = n.maxpool(n.relu(n.bn1(n.conv1(x))))
+        return n.avgpool(n.layer4(n.layer3(n.layer2(n.layer1(x))))).flatten(1)
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.net.fc(features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
 def build_shapes_model(arch: str = "cnn", num_classes: int = NUM_CLASSES) -> nn.Module:
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown shapes architecture {arch!r}; choose from {', '.join(ARCHITECTURES)}")
-    return ShapesCNN(num_classes) if arch == "cnn" else ShapesViT(num_classes)
+    return {"cnn": ShapesCNN, "vit": ShapesViT, "resnet": ShapesResNet}[arch](num_classes)
 
 
 def build_scorer(net: nn.Module, device: str | torch.device = "cpu") -> ClassifierScorer:
