@@ -1,9 +1,9 @@
 """Every search on the same images and divisions: forward passes, speed and faithfulness.
 
-    python -m evals.benchmark_search [--models cnn vit] [--regions 49 100] [--num-images 20]
+    python -m evals.benchmark_search [--models cnn vit resnet] [--regions 49 100] [--num-images 20]
 
-On the embedded default benchmark (its CNN, and a small ViT trained on the same data; both
-shipped in ``ckpt/embedded/``), with SLICO divisions of about N regions at 112×112 and the
+On the embedded default benchmark (its CNN, and a small ViT and a ResNet-18 trained on the same
+data; all shipped in ``ckpt/embedded/``), with SLICO divisions of about N regions at 112×112 and the
 published single-modal λ (0.01, 0, 20, 5), each search orders the same images. One table per
 (model, N):
 
@@ -21,9 +21,17 @@ published single-modal λ (0.01, 0, 20, 5), each search orders the same images. 
   Δ mean ± s.e. and Δ worst — per-image difference to exact greedy: its mean with the standard
   error of that mean (paired over the same images), and the worst image (lowest for insertion,
   highest for deletion);
-* pointing — share of images whose first region lies mostly on the object.
+* pointing — share of images whose first region lies mostly on the object;
+* images for s.e. 0.002 — how many images each Δ would need for a standard error of 0.002,
+  (sd / 0.002)² from the per-image spread seen;
+* bar — whether the search meets the bar of a quick search (:func:`meets_bar`: ≤ 20 % of
+  greedy's forwards, 10 % from N ≈ 75 up, with mean ΔIns ≥ −0.005 and mean ΔDel ≤ +0.005).
 
-Writes ``<output-dir>/<model>-N<n>.md`` per table and ``results.json``; prints the tables.
+``--models`` are the shipped CNN (search options are chosen on it) and two architectures held
+out from those choices: the hybrid ViT and a quarter-width ResNet-18.
+
+Writes ``<output-dir>/<model>-N<n>.md`` per table, ``<model>-N<n>-frontier.png`` (cost against
+ΔIns and ΔDel per search) and ``results.json``; prints the tables.
 """
 from __future__ import annotations
 
@@ -126,6 +134,24 @@ def _standard_error(differences: np.ndarray) -> float:
     return float(differences.std(ddof=1) / np.sqrt(len(differences))) if len(differences) > 1 else 0.0
 
 
+#: The bar of a quick search (issue 24): at most this share of greedy's forwards (N ≈ 49; half at N ≈ 100)
+#: with mean ΔIns ≥ −TOLERANCE and mean ΔDel ≤ +TOLERANCE; each mean wanted to a standard error ≤ TARGET_SE.
+COST_BAR, TOLERANCE, TARGET_SE = 0.2, 0.005, 0.002
+
+
+def images_for_se(differences: np.ndarray, target: float = TARGET_SE) -> int | None:
+    """Images a paired mean difference needs for a standard error ≤ ``target``, from the sample's spread."""
+    if len(differences) < 2:
+        return None
+    return int(np.ceil(round((differences.std(ddof=1) / target) ** 2, 9)))
+
+
+def meets_bar(entry: dict, regions: float) -> bool:
+    """Cost ≤ COST_BAR of greedy's (half of it from N ≈ 75 up) and both mean Δ within TOLERANCE."""
+    cost_bar = COST_BAR if regions < 75 else COST_BAR / 2
+    return entry["ratio"] <= cost_bar and entry["d_insertion"] >= -TOLERANCE and entry["d_deletion"] <= TOLERANCE
+
+
 def summarize(rows: dict[str, list[dict]], runs: dict[str, dict[str, float]] | None = None) -> list[dict]:
     reference = rows.get("greedy")
     table = []
@@ -146,7 +172,9 @@ def summarize(rows: dict[str, list[dict]], runs: dict[str, dict[str, float]] | N
                          d_insertion=float(ins.mean()), d_insertion_worst=float(ins.min()),
                          d_insertion_se=_standard_error(ins),
                          d_deletion=float(dele.mean()), d_deletion_worst=float(dele.max()),
-                         d_deletion_se=_standard_error(dele))
+                         d_deletion_se=_standard_error(dele), n_insertion=images_for_se(ins),
+                         n_deletion=images_for_se(dele))
+            entry["bar"] = meets_bar(entry, entry["regions"])
         table.append(entry)
     return table
 
@@ -154,8 +182,9 @@ def summarize(rows: dict[str, list[dict]], runs: dict[str, dict[str, float]] | N
 def format_table(title: str, table: list[dict]) -> str:
     lines = [f"**{title}**", "",
              "| search | forwards/img | ratio | s/img | pure s | overhead | engine | fill | Insertion AUC ↑ "
-             "| Δ mean ± s.e. | Δ worst | Deletion AUC ↓ | Δ mean ± s.e. | Δ worst | pointing ↑ |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| Δ mean ± s.e. | Δ worst | Deletion AUC ↓ | Δ mean ± s.e. | Δ worst | pointing ↑ "
+             "| images for s.e. 0.002 (ins / del) | bar |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for e in table:
         d = (lambda k: f"{e[k]:+.4f}" if k in e else "–")  # noqa: E731
         mean = (lambda k: f"{e[k]:+.4f} ± {e[k + '_se']:.4f}" if k in e else "–")  # noqa: E731
@@ -165,8 +194,44 @@ def format_table(title: str, table: list[dict]) -> str:
         engine = f"{e['engine']:.2f}" if e.get("engine") is not None else "–"
         lines.append(f"| {e['search']} | {e['forwards']:,.0f} | {ratio} | {e['seconds']:.3f} | {e['pure_seconds']:.3f} "
                      f"| {e['overhead']:.2f} | {engine} | {fill} | {e['insertion_auc']:.4f} | {mean('d_insertion')} | {d('d_insertion_worst')} "
-                     f"| {e['deletion_auc']:.4f} | {mean('d_deletion')} | {d('d_deletion_worst')} | {pointing} |")
+                     f"| {e['deletion_auc']:.4f} | {mean('d_deletion')} | {d('d_deletion_worst')} | {pointing} "
+                     f"| {_count(e.get('n_insertion'))} / {_count(e.get('n_deletion'))} "
+                     f"| {'–' if 'bar' not in e or e['search'] == 'greedy' else ('yes' if e['bar'] else 'no')} |")
     return "\n".join(lines)
+
+
+def _count(n: int | None) -> str:
+    return "–" if not n else f"{n:,}"
+
+
+def save_frontier(title: str, table: list[dict], path: Path) -> None:
+    """Cost (share of greedy's forwards) against mean ΔIns and ΔDel ± s.e., one point per search,
+    with the bar's tolerances and cost drawn in."""
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    from submodular_attribution.common.atomic import atomic_write
+
+    entries = [e for e in table if "ratio" in e and e["search"] != "greedy"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharex=True)
+    cost_bar = COST_BAR if table[0]["regions"] < 75 else COST_BAR / 2
+    for ax, key, label, sign in ((axes[0], "d_insertion", "Δ Insertion AUC (higher is better)", -1),
+                                 (axes[1], "d_deletion", "Δ Deletion AUC (lower is better)", 1)):
+        for e in entries:
+            ax.errorbar(e["ratio"], e[key], yerr=e[key + "_se"], fmt="o", capsize=3)
+            ax.annotate(e["search"], (e["ratio"], e[key]), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.axhline(sign * TOLERANCE, color="tab:red", ls="--", lw=0.8, label=f"tolerance {sign * TOLERANCE:+.3f}")
+        ax.axvline(cost_bar, color="tab:green", ls=":", lw=0.8, label=f"cost bar {cost_bar:.0%}")
+        ax.set_xscale("log")
+        ax.set_xlabel("forward passes, share of exact greedy's")
+        ax.set_ylabel(label)
+        ax.legend(fontsize=8, loc="best")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=110))
+    plt.close(fig)
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -203,6 +268,8 @@ def run(args: argparse.Namespace) -> dict:
                      f"bare scorer {bare:,.0f} images/s (median over the searches)")
             text = format_table(title, table)
             atomic_write_text(output_dir / f"{arch}-N{n}.md", text + "\n")
+            if "greedy" in rows and len(rows) > 1:
+                save_frontier(title, table, output_dir / f"{arch}-N{n}-frontier.png")
             results[f"{arch}-N{n}"] = {"title": title, "table": table, "per_image": rows}
             tables.append(text)
             print("\n" + text, flush=True)

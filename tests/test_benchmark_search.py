@@ -33,3 +33,19 @@ def test_tables_and_results(tmp_path, trained_shapes, capsys):
         assert abs(entry["d_insertion_se"] - abs(diffs[0] - diffs[1]) / 2) < 1e-12  # two images: s.e. = |d1 − d2| / 2
         assert entry["overhead"] > 0 and 0 <= entry["pointing"] <= 1 and 0 < entry["fill"] <= 1
         assert entry["engine"] >= 1  # wall time includes the time inside the model
+    assert (tmp_path / "out" / "cnn-N9-frontier.png").stat().st_size > 0
+    assert by_search["random"]["bar"] is False  # the random control loses far more than 0.005
+
+
+def test_images_for_se_and_the_bar():
+    import numpy as np
+
+    # sd 0.02 → (0.02 / 0.002)² = 100 images for a standard error of 0.002
+    assert benchmark_search.images_for_se(np.array([0.02, -0.02, 0.02, -0.02]) * np.sqrt(3 / 4)) == 100
+    assert benchmark_search.images_for_se(np.array([0.1])) is None
+    entry = {"ratio": 0.19, "d_insertion": -0.004, "d_deletion": 0.005}
+    assert benchmark_search.meets_bar(entry, regions=49)
+    assert not benchmark_search.meets_bar({**entry, "d_deletion": 0.0051}, regions=49)
+    assert not benchmark_search.meets_bar({**entry, "d_insertion": -0.0051}, regions=49)
+    assert not benchmark_search.meets_bar(entry, regions=100)  # 19 % is over the 10 % bar at N ≈ 100
+    assert benchmark_search.meets_bar({**entry, "ratio": 0.1}, regions=100)

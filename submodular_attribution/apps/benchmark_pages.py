@@ -52,18 +52,25 @@ class Table:
 
 
 _SEARCH_IMAGES = "40"
+# Search options are chosen on the CNN only; these models are held out from every choice.
+_HELD_OUT = {"vit": " (held out)", "resnet": " (ResNet-18 layout, held out)"}
 TABLES: tuple[Table, ...] = (
     Table("demo", "`make demo`: the embedded default, five orderings and four methods",
           "The README's quick-start table: 20 held-out shapes images, the shipped CNN, SLICO ≈ 45 regions. "
           "The README's figure is the first image's explanation figure of this run.",
           "submodular_attribution.apps.demo",
           figures=(("submodular_results/shapes-demo/figures/*_[0-9][0-9][0-9].png", "figures/demo_explanation.png"),)),
-    *(Table(f"search-{arch}-{n}", f"Every search: {arch.upper()}, N ≈ {n}",
+    *(Table(f"search-{arch}-{n}", f"Every search: {arch.upper()}{_HELD_OUT.get(arch, '')}, N ≈ {n}",
             f"All registered searches on the first {_SEARCH_IMAGES} images of the default set, shipped "
             f"{arch.upper()}, SLICO ≈ {n} regions; Δ columns are paired differences to exact greedy "
-            "(mean ± standard error over the images, and the worst image).",
-            "evals.benchmark_search", ("--models", arch, "--regions", str(n), "--num-images", _SEARCH_IMAGES))
-      for arch in ("cnn", "vit") for n in (49, 100)),
+            "(mean ± standard error over the images, and the worst image); 'images for s.e. 0.002' extrapolates "
+            "from the spread seen how many images would pin each Δ to a standard error of 0.002; 'bar': cost ≤ "
+            f"{'20' if n < 75 else '10'} % of greedy's with both mean Δ within 0.005. The figure: cost against "
+            "each Δ (the frontier).",
+            "evals.benchmark_search", ("--models", arch, "--regions", str(n), "--num-images", _SEARCH_IMAGES),
+            figures=((f"explanation_results/benchmark_search/{arch}-N{n}-frontier.png",
+                      f"figures/frontier-{arch}-{n}.png"),))
+      for arch in ("cnn", "vit", "resnet") for n in (49, 100)),
     Table("engine", "The engine's own cost",
           "Default CNN architecture (random init) on a square grid of N regions, batch 64, fp32.",
           "submodular_attribution.benchmark_engine",
@@ -141,6 +148,8 @@ def render(fragments: dict[str, dict]) -> str:
         output = got["output"].rstrip()
         # markdown tables print as they are; anything else stays verbatim
         lines += [output] if output.lstrip().startswith(("**", "|")) else ["```", output, "```"]
+        lines += [f"\n![{table.title.replace('`', '')}]({kept})" for _, kept in table.figures
+                  if kept.startswith("figures/frontier") and (DOCS / kept).is_file()]
     return "\n".join(lines) + "\n"
 
 

@@ -17,6 +17,7 @@ from evals import benchmark
 from evals.auc import summarize_run
 from evals.localization import first_regions_hit
 from visualization.overlay import save_curves_figure, save_explanation_figure
+from visualization.report import build_report
 
 from ..cli import get_args_parser, run
 from ..common import paths
@@ -85,8 +86,10 @@ def main(argv=None) -> int:
     benchmark.main(["--model", "default", "--methods", opts.benchmark_methods, "--eval-list", str(list_path),
                     "--search", "bidirectional", "--device", opts.device,
                     "--output-dir", str(save_dir / "benchmark")])
+    build_report([r[3] for r in rows], save_dir / "report", datasets=list_path.parent)
     print(f"\nResult folders: {', '.join(str(r[3]) for r in rows)}")
     print(f"Figures: {figures}/  (mean curves and per-image explanations)")
+    print(f"Report: {save_dir / 'report' / 'index.html'}  (every image of every ordering, offline; open it in a browser)")
     print(f"Evaluate any folder: python -m evals.eval_AUC_faithfulness --explanation-dir {greedy_dir}")
     return 0
 
