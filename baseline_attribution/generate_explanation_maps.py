@@ -28,7 +28,8 @@ classifier) is ``--model imagenet_classifier --arch resnet34`` with the weights
 ``ckpt/resnet34-imagenet.pth`` unless ``--checkpoint``/``--weights`` say otherwise, and
 ``-dataset ImageNet`` is ``datasets/imagenet_samples.txt`` unless ``--eval-list`` is given
 (``-dataset shapes``: the embedded default). ``-metric visualize|DiffID`` evaluates the maps, which
-is the evaluation layer's job: ``python -m evals.recalibration_cli`` takes the same command line.
+is the evaluation layer's job: the command line is handed to ``python -m evals.recalibration_cli``,
+which makes the maps and then draws or scores them.
 """
 from __future__ import annotations
 
@@ -326,6 +327,14 @@ def _check_options(method: str, model, options: dict) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if _given(argv, "-metric"):
+        # The paper's command makes the maps and evaluates them: evaluation is a layer above
+        # this module, so the whole command line goes to the evaluation layer's entry point.
+        import subprocess
+
+        print("-metric: running python -m evals.recalibration_cli with this command line", file=sys.stderr)
+        return subprocess.run([sys.executable, "-m", "evals.recalibration_cli", *argv]).returncode
     return run_reporting_input_errors(lambda: run(parse_args(argv)))
 
 
