@@ -52,3 +52,24 @@ def test_readme_demo_table_is_the_measured_one():
         return [re.sub(r"\s+\d+\.\d\d(\s+\d+%)$", r" \1", line) for line in lines]  # drop s/img
     readme = (pages.ROOT / "README.md").read_text()
     assert rows(readme) == rows(pages.read_fragments()["demo"]["output"])
+
+
+def test_frontier_figures_read_the_search_tables_back():
+    """The page's frontier figures are drawn from the fragments: the table's Δ columns read back exactly."""
+    from evals.benchmark_search import format_table
+    from submodular_attribution.apps.benchmark_pages import frontier_figure, search_table_entries
+
+    entry = {"forwards": 400.0, "seconds": 1.0, "pure_seconds": 0.5, "overhead": 2.0, "insertion_auc": 0.9,
+             "deletion_auc": 0.1, "pointing": 0.5, "n_insertion": 10, "n_deletion": 20, "bar": False}
+    table = [{**entry, "search": "greedy", "ratio": 1.0, "d_insertion": 0.0, "d_insertion_se": 0.0,
+              "d_insertion_worst": 0.0, "d_deletion": 0.0, "d_deletion_se": 0.0, "d_deletion_worst": 0.0},
+             {**entry, "search": "fast", "ratio": 0.185, "d_insertion": -0.0135, "d_insertion_se": 0.0058,
+              "d_insertion_worst": -0.1, "d_deletion": 0.0104, "d_deletion_se": 0.0106, "d_deletion_worst": 0.2}]
+    title, rows = search_table_entries(format_table("cnn, SLICO ≈49 regions (mean 45.2), 40 images", table))
+    assert title == "cnn, SLICO ≈49 regions (mean 45.2), 40 images"
+    assert rows[1] == {"search": "fast", "ratio": 0.185, "regions": 45.2, "d_insertion": -0.0135,
+                       "d_insertion_se": 0.0058, "d_deletion": 0.0104, "d_deletion_se": 0.0106}
+    page = pages.PAGE.read_text()
+    for fragment in sorted(pages.FRAGMENTS.glob("search-*.json")):
+        figure = frontier_figure(fragment.stem)
+        assert (pages.DOCS / figure).is_file() and f"]({figure})" in page

@@ -19,6 +19,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import shlex
 import shutil
 import subprocess
@@ -67,9 +68,7 @@ TABLES: tuple[Table, ...] = (
             "from the spread seen how many images would pin each Δ to a standard error of 0.002; 'bar': cost ≤ "
             f"{'20' if n < 75 else '10'} % of greedy's with both mean Δ within 0.005. The figure: cost against "
             "each Δ (the frontier).",
-            "evals.benchmark_search", ("--models", arch, "--regions", str(n), "--num-images", _SEARCH_IMAGES),
-            figures=((f"explanation_results/benchmark_search/{arch}-N{n}-frontier.png",
-                      f"figures/frontier-{arch}-{n}.png"),))
+            "evals.benchmark_search", ("--models", arch, "--regions", str(n), "--num-images", _SEARCH_IMAGES))
       for arch in ("cnn", "vit", "resnet") for n in (49, 100)),
     Table("engine", "The engine's own cost",
           "Default CNN architecture (random init) on a square grid of N regions, batch 64, fp32.",
@@ -148,9 +147,43 @@ def render(fragments: dict[str, dict]) -> str:
         output = got["output"].rstrip()
         # markdown tables print as they are; anything else stays verbatim
         lines += [output] if output.lstrip().startswith(("**", "|")) else ["```", output, "```"]
-        lines += [f"\n![{table.title.replace('`', '')}]({kept})" for _, kept in table.figures
-                  if kept.startswith("figures/frontier") and (DOCS / kept).is_file()]
+        if (DOCS / frontier_figure(table.name)).is_file():
+            lines += ["", f"![the frontier of {table.name}]({frontier_figure(table.name)})"]
     return "\n".join(lines) + "\n"
+
+
+def frontier_figure(name: str) -> str:
+    """The page's figure of a search table, relative to docs/."""
+    return f"figures/frontier-{name.removeprefix('search-')}.png"
+
+
+def _cells(line: str) -> list[str]:
+    return [cell.strip() for cell in line.strip().strip("|").split("|")]
+
+
+def search_table_entries(output: str) -> tuple[str, list[dict]]:
+    """The title and rows (search, ratio, Δ means and standard errors, regions) of a search
+    table printed by evals.benchmark_search, read back from the fragment."""
+    title = next(line.strip("*") for line in output.splitlines() if line.startswith("**"))
+    regions = float(re.search(r"\(mean ([\d.]+)\)", title).group(1))
+    rows = [line for line in output.splitlines() if line.startswith("| ") and "---" not in line]
+    header, entries = _cells(rows[0]), []
+    ins, dele = header.index("Insertion AUC ↑") + 1, header.index("Deletion AUC ↓") + 1
+    for cells in map(_cells, rows[1:]):
+        (d_ins, se_ins), (d_del, se_del) = (map(float, cells[i].split(" ± ")) for i in (ins, dele))
+        entries.append({"search": cells[0], "ratio": float(cells[header.index("ratio")]), "regions": regions,
+                        "d_insertion": d_ins, "d_insertion_se": se_ins, "d_deletion": d_del, "d_deletion_se": se_del})
+    return title, entries
+
+
+def draw_frontiers(fragments: dict[str, dict]) -> None:
+    """docs/figures/frontier-<model>-<n>.png for every measured search table, from its fragment."""
+    from evals.benchmark_search import save_frontier
+
+    for name, fragment in fragments.items():
+        if name.startswith("search-"):
+            title, entries = search_table_entries(fragment["output"])
+            save_frontier(title, entries, DOCS / frontier_figure(name))
 
 
 def read_fragments() -> dict[str, dict]:
@@ -176,7 +209,9 @@ def main(argv=None) -> int:
         for name in args.only or list(BY_NAME):
             print(f"[{name}] {BY_NAME[name].command}", file=sys.stderr, flush=True)
             atomic_write_json(FRAGMENTS / f"{name}.json", measure(BY_NAME[name]))
-    atomic_write_text(PAGE, render(read_fragments()))
+    fragments = read_fragments()
+    draw_frontiers(fragments)
+    atomic_write_text(PAGE, render(fragments))
     print(f"wrote {PAGE}")
     return 0
 
