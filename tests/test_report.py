@@ -20,7 +20,8 @@ import pytest
 from submodular_attribution.common.curves import image_aucs
 from submodular_attribution.common.results import load_result, rank_map
 from tests.test_eval_auc import write_original, write_ours
-from tests.test_visualization import CLASS, LABELS, block_photo, lines_starting, write_runs_jsonl
+from tests.test_visualization import (CLASS, LABELS, assert_one_error_line, block_photo, lines_starting,
+                                     write_runs_jsonl)
 from visualization.cli import main
 from visualization.report.build import build_report, read_data, read_detail
 
@@ -234,9 +235,4 @@ def _several_without_html(tmp_path: Path) -> tuple[list[str], str]:
 @pytest.mark.parametrize("make_bad", [_missing, _no_results, _nothing_readable, _disjoint_runs, _benchmark_folder,
                                       _several_without_html])
 def test_bad_input_is_one_error_line(tmp_path, capsys, make_bad):
-    argv, named = make_bad(tmp_path)
-    assert main(argv) == 2
-    out, err = capsys.readouterr()
-    errors = lines_starting(err, "error:")
-    assert len(errors) == 1 and named in errors[0] and err.strip().splitlines()[-1] == errors[0]
-    assert "Traceback" not in err and out == ""
+    assert_one_error_line(*make_bad(tmp_path), capsys)

@@ -78,6 +78,15 @@ def lines_starting(text: str, prefix: str) -> list[str]:
     return [line for line in text.splitlines() if line.startswith(prefix)]
 
 
+def assert_one_error_line(argv: list[str], named: str, capsys) -> None:
+    """``python -m visualization argv`` exits 2 with one ``error:`` line naming ``named``, last, and nothing else."""
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    errors = lines_starting(err, "error:")
+    assert len(errors) == 1 and named in errors[0] and err.strip().splitlines()[-1] == errors[0]
+    assert "Traceback" not in err and out == ""
+
+
 # ---------------------------------------------------------------- a run folder, end to end
 
 
@@ -311,12 +320,7 @@ def _missing_maps(tmp_path: Path) -> tuple[list[str], str]:
 @pytest.mark.parametrize("make_bad", [_missing, _not_a_result_folder, _empty_json, _nothing_readable, _bad_colormap,
                                       _missing_maps])
 def test_bad_input_is_one_error_line(tmp_path, capsys, make_bad):
-    argv, named = make_bad(tmp_path)
-    assert main(argv) == 2
-    out, err = capsys.readouterr()
-    errors = lines_starting(err, "error:")
-    assert len(errors) == 1 and named in errors[0] and err.strip().splitlines()[-1] == errors[0]
-    assert "Traceback" not in err and out == ""
+    assert_one_error_line(*make_bad(tmp_path), capsys)
 
 
 # ---------------------------------------------------------------- a benchmark folder
