@@ -51,7 +51,8 @@ def load_or_train(path: str | Path, *, what: str, expected: Mapping, build: Call
                 raise RuntimeError(f"{path}: checkpoint does not fit the {what} ({type(exc).__name__}); "
                                    "delete the file to retrain") from exc
             if verbose:
-                print(f"Loaded the default {what} from {path} ({quality(info)})")
+                shown = f"the shipped {Path(path).name}" if paths.is_shipped(path) else path
+                print(f"Loaded the default {what} from {shown} ({quality(info)})")
             return net.to(device).eval(), info
         if paths.is_shipped(path):
             raise RuntimeError(f"{path}: the shipped {what} is for another seed or data/model version "
