@@ -66,8 +66,9 @@ TABLES: tuple[Table, ...] = (
             f"{arch.upper()}, SLICO ≈ {n} regions; Δ columns are paired differences to exact greedy "
             "(mean ± standard error over the images, and the worst image); 'images for s.e. 0.002' extrapolates "
             "from the spread seen how many images would pin each Δ to a standard error of 0.002; 'bar': cost ≤ "
-            f"{'20' if n < 75 else '10'} % of greedy's with both mean Δ within 0.005. The figure: cost against "
-            "each Δ (the frontier).",
+            f"{'20' if n < 75 else '10'} % of greedy's with both mean Δ within 0.005 (it judges the means only: where a "
+            "Δ's standard error is larger than 0.005, a 'yes' is no evidence). The figure: cost against each Δ "
+            "(the frontier).",
             "evals.benchmark_search", ("--models", arch, "--regions", str(n), "--num-images", _SEARCH_IMAGES))
       for arch in ("cnn", "vit", "resnet") for n in (49, 100)),
     Table("engine", "The engine's own cost",
