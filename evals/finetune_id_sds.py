@@ -424,7 +424,7 @@ TRAIN_PY_FLAGS = {"--batch_size": "--batch-size", "-b": "--batch-size", "--step_
 def translate_train_py(argv: Sequence[str]) -> list[str]:
     """``train.py``'s command line → ours: ``--data_dir D`` reads ``D/train`` (as train.py does);
     ``--store_path P --checkpoint_prefix X`` saves ``P/X_checkpoint.pth.tar``; a bare
-    ``--pretrained`` starts from torchvision's IMAGENET1K_V1 weights (what ``pretrained=True``
+    ``--pretrained`` starts from torchvision's IMAGENET1K_V1 weights (what its ``pretrained`` switch
     gave); ``--model <arch>`` is the imagenet_classifier task with ``--arch <arch>``;
     ``--baseline zeros`` is our baseline (the others are not implemented). Our own flags pass."""
     out, rest, store = [], list(argv), {}
