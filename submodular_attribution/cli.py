@@ -129,6 +129,14 @@ def add_smdl_arguments(parser: argparse.ArgumentParser, task: SMDLTask) -> None:
         search.add_argument(option.flag(name), dest=name, type=option.type, default=None,
                             help=f"{option.help} (default: {defaults})")
 
+    amortised = parser.add_argument_group("the amortised search's ranker")
+    amortised.add_argument("--train-ranker", metavar="FILE", default=None,
+                           help="instead of a run: record exact greedy on the first --ranker-images images of the "
+                                "list with this task's model, division and λ, fit the ranker of --search amortised "
+                                "and save it to FILE")
+    amortised.add_argument("--ranker-images", type=int, default=8, metavar="K",
+                           help="images --train-ranker runs exact greedy on (use images you will not report on)")
+
     parser.add_argument("--save-vis", action="store_true",
                         help="after the run, draw each image's figure into <run>/vis/ beside json/ and npy/ (as the "
                              "original did; the same as python -m visualization --explanation-dir RUN --out RUN/vis)")
@@ -182,6 +190,9 @@ def smdl_settings(task: SMDLTask, args: argparse.Namespace) -> SMDLSettings:
         grid=args.grid, per_region=args.per_region)
     given = {name: getattr(args, name) for name in OPTIONS}
     options = SEARCHES[args.search].options({**task.search_options, **{k: v for k, v in given.items() if v is not None}})
+    if not args.train_ranker:
+        with flag_errors():
+            SEARCHES[args.search].check(options)
     return SMDLSettings(division, Weights.from_positional(*lambdas), args.search, options, args.precision)
 
 
@@ -313,6 +324,32 @@ def run(task: SMDLTask, args: argparse.Namespace) -> RunOutcome:
     return RunOutcome(run_dir, report)
 
 
+def train_ranker_run(task: SMDLTask, args: argparse.Namespace) -> int:
+    """``--train-ranker FILE``: the amortised search's ranker from exact greedy on the list's first
+    ``--ranker-images`` images (:mod:`.ranker_training`)."""
+    from .ranker_training import train_ranker
+
+    with flag_errors():
+        check_int("--ranker-images", args.ranker_images, 1)
+    settings = smdl_settings(task, args)
+    planned = plan_run(task.model, args)
+    divider = RegionDivider(settings.division, tuple(args.input_size), device=planned.device)
+    scorer = tune_scorer(build_scorer(task.model, args, planned, embeddings=settings.weights.effectiveness != 0),
+                         args)
+    images = []
+    for item in planned.items[: args.ranker_images]:
+        image = task.model.read_input(planned.root / item.path, tuple(args.input_size))
+        target = None if args.target == "prediction" else item.label
+        images.append((image_tensor(image), torch.from_numpy(divider(image, item)), target))
+    ranker = train_ranker(scorer, images, settings.weights, top=SEARCHES["amortised"].options(settings.options)[
+        "ranker_top"], batch_size=args.batch_size, precision=settings.precision, at_once=args.images_at_once)
+    ranker.save(Path(args.train_ranker))
+    print(f"{args.train_ranker}: ranker from exact greedy on {ranker.meta['images']} images "
+          f"({ranker.meta['forwards']:,} forwards); use it with --search amortised --ranker {args.train_ranker}",
+          file=sys.stderr)
+    return 0
+
+
 def save_vis(run_dir: Path, args: argparse.Namespace) -> int:
     """``--save-vis``: the figures command on the finished run (a separate command: figures sit a
     layer above the engine). Under torchrun the ranks end at different times, so it is left to
@@ -333,6 +370,8 @@ def main(task: SMDLTask, argv: Sequence[str] | None = None) -> int:
     args = get_args_parser(task).parse_args(argv)
 
     def run_and_draw() -> int:
+        if args.train_ranker:
+            return train_ranker_run(task, args)
         outcome = run(task, args)
         if args.save_vis and save_vis(outcome.run_dir, args):
             raise InputError(f"--save-vis: drawing the figures of {outcome.run_dir} failed (see above)")

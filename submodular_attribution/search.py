@@ -24,7 +24,7 @@ from .common.checks import check_int
 from .engine import RowSource, SetEvaluator, SetRequest, SetScores, Singles, embeddings_of, forward_rows
 from .models import ModelOutput, Scorer
 from .objective import Weights, angular_distances, effectiveness
-from .search_methods import SEARCHES, SearchContext, SearchResult
+from .search_methods import SEARCHES, SearchContext, SearchResult, SearchSpec
 
 __all__ = ["SEARCHES", "SearchTrace", "explain", "explain_many", "explain_stream", "prefix_sets"]
 
@@ -84,7 +84,7 @@ def _lifecycle(ev: SetEvaluator, weights: Weights, search: str, options: dict, s
         output = yield ev, ev.num_regions, ev.singleton_images
         distances, singles = angular_distances(embeddings_of(output)), Singles(*ev.read(output))
     ctx = SearchContext(ev.num_regions, ev.device, weights, distances, ev.labels, seed, ev.full_set_scores())
-    spec = SEARCHES[search]
+    spec = search if isinstance(search, SearchSpec) else SEARCHES[search]
     run = _with_honest_curves(ctx, spec.run(ctx, **spec.options(options)), ev)
     try:
         sets = next(run)
@@ -109,7 +109,7 @@ class _Job:
 def _start(scorer: Scorer, image: torch.Tensor, labels: torch.Tensor, target: int | None, weights: Weights,
            search: str, options: dict, batch_size: int, seed: int, precision: str) -> _Job:
     """Check one image's inputs (no forward yet); its first request is its reference images."""
-    if search not in SEARCHES:
+    if not isinstance(search, SearchSpec) and search not in SEARCHES:
         raise ValueError(f"unknown search {search!r}; choose from {', '.join(SEARCHES)}")
     ev = SetEvaluator(scorer, image, labels, target=target, batch_size=batch_size, precision=precision)
     job = _Job(ev, _lifecycle(ev, weights, search, options, seed))
@@ -273,8 +273,8 @@ def explain(
 
     image: 3×H×W float RGB in [0, 1]; labels: H×W label map 0..N−1;
     target: class index, or None for the model's prediction on the full image;
-    search: a name in :data:`SEARCHES`, with ``options`` (``pending_samples`` may also be given
-    directly); precision: fp32, bf16 or fp16 (autocast around the model only).
+    search: a name in :data:`SEARCHES` (or an unregistered :class:`SearchSpec`), with ``options``
+    (``pending_samples`` may also be given directly); precision: fp32, bf16 or fp16 (autocast around the model only).
     """
     options = dict(options or {})
     if pending_samples is not None:

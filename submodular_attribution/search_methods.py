@@ -47,11 +47,17 @@ Registered searches (F = the objective; "scores c" = evaluates F(S ∪ {c})):
 * ``surrogate-tail`` — ``surrogate`` that, once the insertion score has saturated, appends up to
   ``tail_picks`` regions in one step when their exact gains lead the rest by ``tail_margin``
   average shares |F(V) − F(∅)|/N.
+* ``amortised`` — ranker-proposed greedy (:mod:`.search_ranker`): a small network per model,
+  learned from exact greedy runs on a few images (:mod:`.ranker_training`, file ``ranker``),
+  ranks each step's candidates from what the search already knows; the ``ranker_top`` best are
+  scored exactly and the best of those appended. The first step and the one after the
+  insertion score saturates score every candidate.
 * ``random`` — a seeded random order of the same regions, scored the same way (a control).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Generator
 
 import numpy as np
@@ -60,6 +66,7 @@ import torch
 from .common.checks import check_int, check_number
 from .engine import SetScores
 from .objective import Weights, effectiveness, effectiveness_added, without_diagonal
+from .search_ranker import Ranker, amortised_order, ranker_missing
 from .search_surrogate import surrogate_order
 
 Request = Generator[torch.Tensor, SetScores, "SearchResult"]
@@ -417,7 +424,11 @@ class Option:
         return "--" + name.replace("_", "-")
 
     def check(self, label: str, value: Any) -> None:
-        """TypeError (wrong type) or ValueError (below the minimum) naming ``label``."""
+        """TypeError (wrong type) or ValueError (below the minimum, an empty text) naming ``label``."""
+        if self.type is str:
+            if not isinstance(value, (str, Path)) or not str(value):
+                raise TypeError(f"{label} must be a file name, got {value!r}")
+            return
         (check_int if self.type is int else check_number)(label, value, self.minimum)
 
 
@@ -440,7 +451,14 @@ OPTIONS: dict[str, Option] = {
     "tail_picks": Option(int, 3, "surrogate-tail: most regions appended in one step once insertion saturates"),
     "tail_margin": Option(float, 0.5, "surrogate-tail: lead (in average shares) the picked gains need over the "
                                       "next candidate", minimum=0),
+    "ranker": Option(str, None, "amortised: the model's ranker file (made by the task's --train-ranker FILE)"),
+    "ranker_top": Option(int, 2, "amortised: candidates scored exactly per step, the best by the ranker"),
 }
+
+
+def amortised(ctx: SearchContext, **options) -> Request:
+    """Ranker-proposed greedy (:func:`.search_ranker.amortised_order`)."""
+    return SearchResult(*(yield from amortised_order(ctx, **options)))
 
 
 def surrogate(ctx: SearchContext, **options) -> Request:
@@ -457,6 +475,7 @@ class SearchSpec:
     summary: str
     defaults: dict[str, Any] = field(default_factory=dict)
     suffix: Callable[[dict, int], str] = lambda options, seed: ""
+    check: Callable[[dict], None] = lambda options: None  # before any image: ValueError for unusable options
 
     def options(self, given: dict[str, Any] | None = None) -> dict[str, Any]:
         """This search's options: its defaults, overridden by ``given`` (other keys ignored)."""
@@ -498,5 +517,11 @@ SEARCHES: dict[str, SearchSpec] = {
          "tail_margin": 0.5},
         lambda o, seed: "-surrogate-tail-" + "-".join(str(o[k]) for k in (
             "surrogate_top", "ridge_alpha", "exact_steps", "saturation", "tail_picks", "tail_margin"))),
+    "amortised": SearchSpec(
+        amortised, "ranker-proposed greedy: each step scores the candidates a per-model network, learned from exact "
+                   "greedy runs, ranks best", {"ranker": None, "ranker_top": 2, "saturation": 1.0, "refresh_every": 0},
+        lambda o, seed: f"-amortised-{Path(str(o['ranker'])).stem}-{o['ranker_top']}-{o['saturation']}-"
+                        f"{o['refresh_every']}",
+        lambda o: Ranker.load(o["ranker"]) if o["ranker"] else ranker_missing()),
     "random": SearchSpec(random, "a seeded random order (control)", suffix=lambda o, seed: f"-random-seed-{seed}"),
 }

@@ -129,3 +129,17 @@ def trained_shapes(tmp_path_factory):
     with contextlib.redirect_stdout(printed):
         _, info = load_or_train_default(path, seed=0, verbose=True)
     return path, info, printed.getvalue()
+
+
+@pytest.fixture(scope="session")
+def random_ranker_file(tmp_path_factory) -> Path:
+    """A ranker file of the amortised search with a seeded random network: any ranking will do
+    where a test checks what holds for every ranking (honest curves, option plumbing)."""
+    import numpy as np
+
+    from submodular_attribution.search_ranker import FEATURES, Ranker, _network
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ranker") / "random.pt"
+    Ranker(_network(), np.zeros(len(FEATURES), np.float32), np.ones(len(FEATURES), np.float32), {}).save(path)
+    return path

@@ -55,9 +55,10 @@ def test_lazy_bidirectional_with_a_full_top_is_lima(seed, p):
 
 @pytest.mark.parametrize("search", sorted(SEARCHES))
 @pytest.mark.parametrize("weights", WEIGHTS, ids=["clip", "classifier"])
-def test_curves_are_model_evaluations_of_the_final_prefixes(search, weights):
+def test_curves_are_model_evaluations_of_the_final_prefixes(search, weights, random_ranker_file):
     image, labels, scorer = case(n=11, seed=3)
-    trace = explain(scorer, image, labels, 2, weights, search=search, seed=5, batch_size=6)
+    options = {"ranker": str(random_ranker_file)} if search == "amortised" else None
+    trace = explain(scorer, image, labels, 2, weights, search=search, seed=5, batch_size=6, options=options)
     assert sorted(trace.order) == list(range(11))
     ev = SetEvaluator(scorer, image, labels, target=2)
     scores = ev.score_sets(prefix_sets(trace.order, 11, ev.device))

@@ -148,6 +148,7 @@ def check_search_options(search: Any, options: Mapping | None, extra: Mapping) -
         if name not in spec.defaults:
             raise ValueError(f"search option {name!r} does not apply to search={search!r} (it takes {takes})")
         OPTIONS[name].check(name, value)
+    spec.check(spec.options(given))
     return spec.options(given)
 
 
