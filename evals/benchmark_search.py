@@ -21,6 +21,9 @@ published single-modal λ (0.01, 0, 20, 5), each search orders the same images. 
   Δ mean ± s.e. and Δ worst — per-image difference to exact greedy: its mean with the standard
   error of that mean (paired over the same images), and the worst image (lowest for insertion,
   highest for deletion);
+* amortised — its per-model ranker is trained first (:func:`train_benchmark_ranker`) on
+  RANKER_IMAGES images of a split of their own, and its forwards/img include that training's
+  forwards divided by AMORTISED_OVER (1,000 images served);
 * pointing — share of images whose first region lies mostly on the object;
 * images for s.e. 0.002 — how many images each Δ would need for a standard error of 0.002,
   (sd / 0.002)² from the per-image spread seen;
@@ -39,6 +42,7 @@ import argparse
 import sys
 import textwrap
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Sequence
 
 import numpy as np
@@ -61,10 +65,15 @@ from submodular_attribution.search import explain_stream
 from submodular_attribution.search_methods import SEARCHES
 from submodular_attribution.shapes import ARCHITECTURES, IMAGE_SIZE, build_scorer, load_mask, load_or_train_default
 from submodular_attribution.shapes import write_eval_set
+from submodular_attribution.shapes.data import make_split
+from submodular_attribution.ranker_training import train_ranker
+from submodular_attribution.search_ranker import Ranker
 
 from .localization import first_regions_hit
 
 WEIGHTS = Weights(0.01, 0.0, 20.0, 5.0)
+RANKER_IMAGES, RANKER_SEED = 8, 4321  # the amortised search's training images: a split of their own
+AMORTISED_OVER = 1000  # images a ranker serves: its training forwards are spread over them
 DEFAULT_SEARCHES = tuple(SEARCHES)  # every registered search, in registry order
 
 
@@ -88,6 +97,19 @@ def get_args_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def train_benchmark_ranker(scorer, divider: RegionDivider, path: Path) -> tuple[Path, int]:
+    """The amortised search's ranker for ``scorer`` at this division, trained on RANKER_IMAGES
+    shapes images of their own (seed RANKER_SEED, none of the evaluation set), kept in ``path``
+    (reused when there); → (path, the forwards its training took)."""
+    if not path.is_file():
+        images, labels, _ = make_split(RANKER_IMAGES, RANKER_SEED)
+        named = [SimpleNamespace(path=f"ranker_{k:03d}.png") for k in range(len(images))]
+        train = [(image_tensor(image), torch.from_numpy(divider(image, item)), int(label))
+                 for image, label, item in zip(images, labels, named)]
+        train_ranker(scorer, train, WEIGHTS).save(path)
+    return path, int(Ranker.load(path).meta["forwards"])
+
+
 def _per_image(trace, labels: np.ndarray, image_path: Path) -> dict:
     ranks = rank_map(labels, trace.order)
     record = {"consistency_score": trace.consistency, "collaboration_score": trace.collaboration,
@@ -101,12 +123,14 @@ def _per_image(trace, labels: np.ndarray, image_path: Path) -> dict:
 
 def run_setting(scorer, images: list[tuple[Path, np.ndarray, np.ndarray, int]], searches: Sequence[str],
                 batch_size: int, precision: str, desc: str,
-                at_once: int = 8) -> tuple[dict[str, list[dict]], dict[str, dict[str, float]]]:
+                at_once: int = 8, options: dict | None = None,
+                training: dict[str, int] | None = None) -> tuple[dict[str, list[dict]], dict[str, dict[str, float]]]:
     """Per search, one dict per image (AUCs, forwards, seconds, pointing), and its run's figures:
     the bare scorer's rate timed just before it (``bare``), the mean fill of its forward batches
     and the engine share (wall time over time inside the model). The images stream through
     ``at_once`` in flight, as on the command line's ``--images-at-once``; each image's seconds
-    are its share of the time."""
+    are its share of the time. ``training``: per search, forwards spent before the run (a
+    ranker's), added to each image's forwards spread over AMORTISED_OVER images."""
     rows: dict[str, list[dict]] = {}
     runs: dict[str, dict[str, float]] = {}
     for search in searches:
@@ -116,12 +140,13 @@ def run_setting(scorer, images: list[tuple[Path, np.ndarray, np.ndarray, int]], 
         counting = counting_scorer(scorer)
         jobs = ((k, (image_tensor(image), torch.from_numpy(labels), label, k))
                 for k, (_, image, labels, label) in enumerate(images))
-        for k, trace in explain_stream(counting, jobs, WEIGHTS, search=search, batch_size=batch_size,
+        for k, trace in explain_stream(counting, jobs, WEIGHTS, search=search, options=options, batch_size=batch_size,
                                        precision=precision, at_once=at_once):
             if isinstance(trace, Exception):
                 raise trace
             path, _, labels, _ = images[k]
             per_image[k] = {**_per_image(trace, labels, path), "pure_seconds": trace.forward_passes / bare_rate}
+            per_image[k]["forwards"] += (training or {}).get(search, 0) / AMORTISED_OVER
             progress.update()
         progress.close()
         rows[search] = [per_image[k] for k in range(len(images))]
@@ -263,14 +288,21 @@ def run(args: argparse.Namespace) -> dict:
         for n in args.regions:
             divider = RegionDivider(DivisionConfig("slico", num_regions=n), (IMAGE_SIZE, IMAGE_SIZE))
             images = [(path, image, divider(image, item), label) for (path, image, label), item in zip(photos, items)]
+            options, training = {}, {}
+            if "amortised" in searches:
+                ranker, training["amortised"] = train_benchmark_ranker(scorer, divider, output_dir / f"ranker-{arch}-N{n}.pt")
+                options["ranker"] = str(ranker)
             rows, runs = run_setting(scorer, images, searches, args.batch_size, args.precision, f"{arch} N≈{n}",
-                                     args.images_at_once)
+                                     args.images_at_once, options, training)
             table = summarize(rows, runs)
             bare = float(np.median([r["bare"] for r in runs.values()]))
             title = (f"{arch} (held-out accuracy {info['val_accuracy']:.3f}), SLICO ≈{n} regions "
                      f"(mean {table[0]['regions']:.1f}), {len(images)} images, {device.type}, batch {args.batch_size}, "
                      f"{args.precision}, {args.images_at_once} images at once, {torch.get_num_threads()} CPU threads, "
-                     f"bare scorer {bare:,.0f} images/s (median over the searches)")
+                     f"bare scorer {bare:,.0f} images/s (median over the searches)"
+                     + (f"; amortised: its ranker's training ({RANKER_IMAGES} other images, "
+                        f"{training['amortised']:,} forwards) is in its forwards, spread over "
+                        f"{AMORTISED_OVER:,} images" if training else ""))
             text = format_table(title, table)
             atomic_write_text(output_dir / f"{arch}-N{n}.md", text + "\n")
             if "greedy" in rows and len(rows) > 1:

@@ -49,3 +49,20 @@ def test_images_for_se_and_the_bar():
     assert not benchmark_search.meets_bar({**entry, "d_insertion": -0.0051}, regions=49)
     assert not benchmark_search.meets_bar(entry, regions=100)  # 19 % is over the 10 % bar at N ≈ 100
     assert benchmark_search.meets_bar({**entry, "ratio": 0.1}, regions=100)
+
+
+def test_the_amortised_search_is_charged_its_rankers_training(tmp_path, trained_shapes):
+    """Its ranker is trained first on images of their own, and each image's forwards include
+    the training's forwards over 1,000 (what is left is the image's own, a whole number)."""
+    from submodular_attribution.search_ranker import Ranker
+    argv = ["--models", "cnn", "--regions", "9", "--num-images", "2", "--searches", "greedy,amortised",
+            "--device", "cpu", "--ckpt-dir", str(trained_shapes[0].parent), "--data-dir", str(tmp_path / "data"),
+            "--output-dir", str(tmp_path / "out")]
+    assert benchmark_search.main(argv) == 0
+    training = Ranker.load(tmp_path / "out" / "ranker-cnn-N9.pt").meta
+    assert training["images"] == benchmark_search.RANKER_IMAGES and training["forwards"] > 0
+    results = json.loads((tmp_path / "out" / "results.json").read_text())["cnn-N9"]
+    assert f"8 other images, {training['forwards']:,} forwards" in results["title"]
+    for row in results["per_image"]["amortised"]:
+        own = row["forwards"] - training["forwards"] / benchmark_search.AMORTISED_OVER
+        assert abs(own - round(own)) < 1e-9 and own > 2
