@@ -270,8 +270,9 @@ def ranked_search(ctx, model: Ranker | None, top: int = 2, saturation: float = 1
         candidates = remaining[torch.as_tensor(scored, device=ctx.device)]
         sets = chosen[None] | ctx.singletons[candidates]
         scores = yield sets
-        values, ins, dele = (t.cpu().numpy() for t in (ctx.objective(sets, scores, chosen, candidates),
-                                                       scores.insert_target, scores.delete_target))
+        # one read to the host per step
+        values, ins, dele = torch.stack([ctx.objective(sets, scores, chosen, candidates), scores.insert_target,
+                                         scores.delete_target]).cpu().numpy()
         gains = np.column_stack([(values - value) / unit, ins - state[0], state[1] - dele])
         if sink is not None:
             tables.append(StepTable(base.copy(), (value, *state), ids, values, ins, dele, rows))
