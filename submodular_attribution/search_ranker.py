@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from .common.checks import check_int, check_number
-from .search_surrogate import region_adjacency
+from .search_surrogate import boundary_shares, empty_set_start, region_adjacency
 
 FEATURES = ("last gain", "last insertion gain", "last deletion gain", "steps since scored / N",
             "first gain", "first insertion gain", "leave-one-out drop", "area × N", "distance from centre",
@@ -63,10 +63,8 @@ class Geometry:
         cy = np.bincount(lab.ravel(), ys.ravel(), n) / np.maximum(count, 1)
         cx = np.bincount(lab.ravel(), xs.ravel(), n) / np.maximum(count, 1)
         half = np.hypot((h - 1) / 2, (w - 1) / 2) or 1.0
-        _, shared = region_adjacency(labels, n)
-        perimeter = shared.sum(1)
         return cls(count * n / count.sum(), np.hypot(cy - (h - 1) / 2, cx - (w - 1) / 2) / half,
-                   shared / np.where(perimeter > 0, perimeter, 1.0)[:, None])
+                   boundary_shares(region_adjacency(labels, n)[1]))
 
 
 @dataclass
@@ -249,9 +247,7 @@ def ranked_search(ctx, model: Ranker | None, top: int = 2, saturation: float = 1
         raise ValueError("the amortised search needs the reference scores (SearchContext.reference)")
     n = ctx.num_regions
     geometry, known = Geometry.of(ctx.labels, n), Known.empty(n)
-    chosen, current = ctx.empty(), ctx.reference.complement()
-    value = float(ctx.objective(chosen[None], current)[0])
-    unit = max(abs(float(ctx.objective(chosen[None] | True, ctx.reference)[0]) - value) / n, 1e-12)
+    chosen, current, value, unit = empty_set_start(ctx)
     order, prefix, tables, refresh_at, saturated = [], {}, [], -1, False
     while len(order) < n:
         remaining = (~chosen).nonzero().flatten()

@@ -52,6 +52,21 @@ def region_adjacency(labels: torch.Tensor, n: int) -> tuple[np.ndarray, np.ndarr
     return pairs, shared
 
 
+def boundary_shares(shared: np.ndarray) -> np.ndarray:
+    """N×N: row c, the share of region c's boundary that each other region shares with it."""
+    perimeter = shared.sum(1)
+    return shared / np.where(perimeter > 0, perimeter, 1.0)[:, None]
+
+
+def empty_set_start(ctx) -> tuple[torch.Tensor, object, float, float]:
+    """(∅ as a bool set, its scores, F(∅), the average share |F(V) − F(∅)|/N) from the reference
+    scores: the empty set's insertion image is V's deletion image and vice versa."""
+    chosen, current = ctx.empty(), ctx.reference.complement()
+    value = float(ctx.objective(chosen[None], current)[0])
+    unit = max(abs(float(ctx.objective(chosen[None] | True, ctx.reference)[0]) - value) / ctx.num_regions, 1e-12)
+    return chosen, current, value, unit
+
+
 class GainModel:
     """Weighted ridge model of single-region gains (see the module docstring). ``add`` records
     the gains of candidates over a base set at a step; ``predict`` ranks candidates over a base
@@ -61,8 +76,7 @@ class GainModel:
         self.n, self.alpha, self.forget, self.edges = n, alpha, forget, len(pairs)
         self.pair_column = np.full((n, n), -1)
         self.pair_column[pairs[:, 0], pairs[:, 1]] = self.pair_column[pairs[:, 1], pairs[:, 0]] = np.arange(len(pairs))
-        perimeter = shared.sum(1)
-        self.touch_share = shared / np.where(perimeter > 0, perimeter, 1.0)[:, None]  # row c: share of c's boundary
+        self.touch_share = boundary_shares(shared)
         self.offsets = 0  # step offset columns in use
         self.size = 1 + n + len(pairs) + n  # β, w, v, then up to N step offsets
         self.gram = np.zeros((self.size, self.size))
@@ -133,10 +147,7 @@ def surrogate_order(ctx, surrogate_top: int = 2, ridge_alpha: float = 1.0, exact
     if ctx.reference is None:
         raise ValueError("the surrogate searches need the reference scores (SearchContext.reference)")
     n, singletons = ctx.num_regions, ctx.singletons
-    chosen = ctx.empty()
-    current = ctx.reference.complement()  # ∅: scores of the empty set
-    value = float(ctx.objective(chosen[None], current)[0])
-    unit = max(abs(float(ctx.objective(ctx.empty()[None] | True, ctx.reference)[0]) - value) / n, 1e-12)
+    chosen, current, value, unit = empty_set_start(ctx)
     adjacency = region_adjacency(ctx.labels, n)
     model = GainModel(n, *adjacency, ridge_alpha)
     order, prefix, saturated, step, refresh_at = [], {}, False, 0, -1
